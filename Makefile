@@ -1,0 +1,49 @@
+# sidlite: two commands set everything up on a fresh machine — `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU wheel is enough for everything; set TORCH_SPEC="torch" (or a CUDA build) on a GPU machine.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed-stamp
+OUT ?= outputs/demo
+NBVAL_TIMEOUT ?= 240
+
+.PHONY: help install demo test test-unit test-book lab book student bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[book,test]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install sidlite with the book and test extras
+
+demo: $(STAMP) ## generate samples (and the application gallery) from a bundled image into outputs/demo
+	$(PY) -m sidlite demo --output $(OUT)
+
+test: $(STAMP) ## every test: unit tests and every notebook in book/ under nbval
+	SIDLITE_FAST=1 MPLBACKEND=Agg $(PY) -m pytest tests book --nbval-lax --nbval-cell-timeout=$(NBVAL_TIMEOUT) -p no:cacheprovider
+
+test-unit: $(STAMP) ## the unit tests only
+	$(PY) -m pytest tests -p no:cacheprovider
+
+test-book: $(STAMP) ## the notebooks only, under nbval
+	SIDLITE_FAST=1 MPLBACKEND=Agg $(PY) -m pytest book --nbval-lax --nbval-cell-timeout=$(NBVAL_TIMEOUT) -p no:cacheprovider
+
+lab: $(STAMP) ## JupyterLab on the book
+	$(VENV)/bin/jupyter lab book
+
+book: $(STAMP) ## execute every chapter offline into rendered HTML under _build/html
+	$(PY) scripts/render_book.py --output _build/html
+
+student: $(STAMP) ## a copy of the book with exercise solutions removed, under student/
+	$(PY) scripts/student_copy.py book student
+
+bench: $(STAMP) ## run the benchmarks; JSON and Markdown land in benchmarks/results/
+	$(PY) benchmarks/run.py
+
+clean: ## remove outputs and rendered pages (keeps .venv)
+	rm -rf outputs _build student

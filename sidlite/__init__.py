@@ -1,0 +1,28 @@
+"""sidlite: training-free single-image diffusion. The image is the model.
+
+The optimal (MMSE) denoiser over the patches of one image has a closed form; a coarse-to-fine sampler
+built on it generates new images from that image alone, with no network and no training.
+"""
+from .backends import BACKENDS, make_backend, naive_denoise
+from .denoiser import ImageDenoiser
+from .errors import SidliteError
+from .examples import example_credit, example_image, example_names
+from .image_io import as_image, load_image, save_image, to_display
+from .metrics import coherence, completeness, copy_fraction, patch_swd, pixel_diversity
+from .model import SingleImageModel, generate, trajectory
+from .patches import extract_patches, fold_patches, gaussian_window
+from .pyramid import build_pyramid, laplacian_blend, pyramid_shapes, resize
+from .runtime import make_generator, resolve_device
+from .sampler import Hooks, SampleResult, sample_pyramid
+from .schedule import Schedule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKENDS", "Hooks", "ImageDenoiser", "SampleResult", "Schedule", "SidliteError", "SingleImageModel",
+    "as_image", "build_pyramid", "coherence", "completeness", "copy_fraction", "example_credit",
+    "example_image", "example_names", "extract_patches", "fold_patches", "gaussian_window", "generate",
+    "laplacian_blend", "load_image", "make_backend", "make_generator", "naive_denoise", "patch_swd",
+    "pixel_diversity", "pyramid_shapes", "resize", "resolve_device", "sample_pyramid", "save_image",
+    "to_display", "trajectory",
+]

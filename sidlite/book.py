@@ -1,0 +1,40 @@
+"""The first cell of every chapter: ``from sidlite.book import setup; env = setup()``.
+
+It seeds every generator, fixes the thread count, picks the device and reports versions, so every
+reader starts from the same state. ``env.fast`` is true under ``make test`` (SIDLITE_FAST=1): chapters
+then use smaller images and fewer samples so the whole book runs on a 2-core CPU in CI.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+
+def fast_mode() -> bool:
+    """True when SIDLITE_FAST is set to 1 (CI and ``make test``)."""
+    return os.environ.get("SIDLITE_FAST", "0") == "1"
+
+
+def setup(seed: int = 0, threads: int | None = None, quiet: bool = False) -> SimpleNamespace:
+    """Seed python, NumPy and torch, set threads, choose the device; returns (device, fast, seed, gpu)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
+    gpu = torch.cuda.is_available()
+    env = SimpleNamespace(device=torch.device("cuda" if gpu else "cpu"), fast=fast_mode(), seed=seed, gpu=gpu)
+    if not quiet:
+        import sidlite
+
+        print(f"sidlite {sidlite.__version__} | torch {torch.__version__} | numpy {np.__version__} | "
+              f"python {platform.python_version()}")
+        print(f"device: {env.device}" + (f" ({torch.cuda.get_device_name()})" if gpu else
+                                         f" ({torch.get_num_threads()} threads; no GPU: GPU cells say what they would show)"))
+        print(f"fast mode: {'on (small sizes, as in CI)' if env.fast else 'off (full sizes)'}")
+    return env

@@ -1,0 +1,45 @@
+"""The ``sidlite`` command line. Each subcommand lives in its own module under ``sidlite.commands``
+and registers itself with ``register(subparsers)``; user errors print one line and exit with code 2."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import commands
+from .errors import SidliteError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sidlite", description="Training-free single-image diffusion: "
+                                     "new images from one image, with no network and no training.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")):
+        importlib.import_module(f"{commands.__name__}.{module}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        args.run(args)
+    except SidliteError as error:
+        print(f"sidlite: error: {error}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("sidlite: error: out of memory; use a smaller --size, fewer scales or the clustered backend",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sidlite: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Options and helpers shared by the subcommands: input, output, sampling settings and safe saving."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..backends import BACKENDS
+from ..errors import SidliteError, check
+from ..examples import example_image, example_names
+from ..image_io import load_image, save_image
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def add_input(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help=f"an image file, or example:NAME for a bundled image ({', '.join(example_names())})")
+    parser.add_argument("--max-side", type=positive_int, default=None,
+                        help="shrink the input first so its long side is at most this many pixels")
+
+
+def add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", required=True,
+                        help="output image path (.png/.jpg); with several samples, _000, _001, … are appended")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def add_sampling(parser: argparse.ArgumentParser, *, steps: int = 10, eta: float = 0.0, patch_size: int = 15,
+                 seed: int = 10) -> None:
+    parser.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
+    parser.add_argument("--steps", type=int, default=steps, help=f"denoising steps per scale (default {steps})")
+    parser.add_argument("--eta", type=float, default=eta, help=f"stochasticity in [0, 1] (default {eta})")
+    parser.add_argument("--patch-size", type=int, default=patch_size, help=f"patch side P (default {patch_size})")
+    parser.add_argument("--backend", default="attention", help=f"patch denoiser: {' | '.join(BACKENDS)}")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def read_input(args) -> "torch.Tensor":
+    """The input image from a path or ``example:NAME``, shrunk to ``--max-side`` if given."""
+    source = args.input
+    if source.startswith("example:"):
+        return example_image(source.split(":", 1)[1], args.max_side)
+    return load_image(source, args.max_side)
+
+
+def output_paths(output: str, count: int, overwrite: bool) -> list[Path]:
+    """Where ``count`` outputs go; refuses (before any work) to replace existing files."""
+    path = Path(output)
+    check(path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"),
+          f"output {output!r} needs an image extension such as .png or .jpg")
+    paths = [path] if count == 1 else [path.with_name(f"{path.stem}_{i:03d}{path.suffix}") for i in range(count)]
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise SidliteError(f"{existing[0]} already exists; choose another output or pass --overwrite")
+    return paths
+
+
+def save_all(images, paths: list[Path], overwrite: bool) -> None:
+    for image, path in zip(images, paths):
+        print(save_image(image, path, overwrite=overwrite))

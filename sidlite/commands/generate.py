@@ -1,0 +1,28 @@
+"""``sidlite generate``: unconditional samples from one image."""
+from __future__ import annotations
+
+from ..errors import check
+from ..model import generate
+from ._common import add_input, add_output, add_sampling, output_paths, positive_int, read_input, save_all
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("generate", help="new images from one image",
+                                   description="Generate new images with the patch statistics of INPUT.")
+    add_input(parser)
+    add_output(parser)
+    parser.add_argument("--size", nargs=2, type=positive_int, metavar=("H", "W"), help="output size (default: the input's)")
+    parser.add_argument("--samples", type=positive_int, default=1, help="number of samples (seed, seed+1, …)")
+    add_sampling(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> None:
+    check(args.steps >= 1, f"--steps must be >= 1, got {args.steps}")
+    check(0.0 <= args.eta <= 1.0, f"--eta must lie in [0, 1], got {args.eta}")
+    paths = output_paths(args.output, args.samples, args.overwrite)
+    image = read_input(args)
+    samples = generate(image, args.samples, seed=args.seed, size=args.size, steps=args.steps, eta=args.eta,
+                       patch_size=args.patch_size, backend=args.backend, device=args.device,
+                       progress=not args.quiet)
+    save_all(samples, paths, args.overwrite)

@@ -1,0 +1,139 @@
+"""Reading and writing images: any common file becomes a (3, H, W) float tensor in [-1, 1].
+
+RGB, RGBA (composited over white, with a warning), grayscale, palette and 16-bit files are accepted.
+Saving rounds to 8 bits and refuses to overwrite an existing file unless asked.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .errors import SidliteError, check
+
+Image.MAX_IMAGE_PIXELS = None  # gigapixel inputs are the point, not a decompression bomb
+
+
+def _array_to_unit(array: np.ndarray) -> np.ndarray:
+    """An (H, W), (H, W, 3) or (H, W, 4) array of any integer or float type as float64 RGB in [0, 1]."""
+    if array.dtype == np.bool_:
+        array = array.astype(np.float64)
+    elif np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float64) / (65535.0 if array.dtype.itemsize >= 2 and array.max(initial=0) > 255 else 255.0)
+    else:
+        array = array.astype(np.float64)
+        check(np.isfinite(array).all(), "the image contains NaN or infinite values")
+        array = np.clip(array, 0.0, 1.0)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    check(array.ndim == 3 and array.shape[2] in (1, 3, 4),
+          f"expected an image array of shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    if array.shape[2] == 4:
+        alpha = array[..., 3:]
+        if (alpha < 1).any():
+            warnings.warn("the image has transparency; it was composited over white", stacklevel=3)
+        array = array[..., :3] * alpha + (1.0 - alpha)
+    return array
+
+
+def _pil_to_unit(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        return _array_to_unit(array / (65535.0 if array.max(initial=0) > 255 else 255.0))
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    elif image.mode not in ("RGB", "RGBA", "L", "LA"):
+        image = image.convert("RGBA" if "A" in image.mode else "RGB")
+    if image.mode == "LA":
+        image = image.convert("RGBA")
+    return _array_to_unit(np.asarray(image))
+
+
+def _unit_to_tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).float() * 2 - 1
+
+
+def load_image(path, max_side: int | None = None) -> torch.Tensor:
+    """Read an image file as a (3, H, W) float32 tensor in [-1, 1], optionally shrunk so its long side is
+    at most ``max_side`` (antialiased)."""
+    path = Path(path)
+    if not path.exists():
+        raise SidliteError(f"input image not found: {path}; check the path")
+    if path.is_dir():
+        raise SidliteError(f"{path} is a folder, not an image file")
+    try:
+        with Image.open(path) as handle:
+            handle.load()
+            array = _pil_to_unit(handle)
+    except (UnidentifiedImageError, OSError) as error:
+        raise SidliteError(f"cannot read {path} as an image ({error}); use a PNG or JPEG file") from None
+    image = _unit_to_tensor(array)
+    return shrink_to(image, max_side) if max_side else image
+
+
+def shrink_to(image: torch.Tensor, max_side: int) -> torch.Tensor:
+    """Resize so the long side is at most ``max_side`` (no-op if already smaller)."""
+    from .pyramid import resize
+
+    check(max_side >= 1, f"max_side must be positive, got {max_side}")
+    height, width = image.shape[-2:]
+    factor = max_side / max(height, width)
+    if factor >= 1:
+        return image
+    return resize(image, (max(1, round(height * factor)), max(1, round(width * factor))))
+
+
+def as_image(source) -> torch.Tensor:
+    """A (C, H, W) float tensor in [-1, 1] from a path, a PIL image, an (H, W[, C]) array or a tensor.
+
+    Tensors are taken as already in [-1, 1] (a leading batch dimension of 1 is dropped).
+    """
+    if isinstance(source, (str, Path)):
+        return load_image(source)
+    if isinstance(source, Image.Image):
+        return _unit_to_tensor(_pil_to_unit(source))
+    if isinstance(source, np.ndarray):
+        return _unit_to_tensor(_array_to_unit(source))
+    if isinstance(source, torch.Tensor):
+        if source.dim() == 4 and source.shape[0] == 1:
+            source = source[0]
+        check(source.dim() == 3, f"expected a (C, H, W) tensor, got shape {tuple(source.shape)}")
+        check(bool(torch.isfinite(source).all()), "the image tensor contains NaN or infinite values")
+        return source.float() if not source.is_floating_point() else source
+    raise SidliteError(f"cannot use a {type(source).__name__} as an image; pass a path, array, PIL image or tensor")
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """A [-1, 1] (C, H, W) tensor as an (H, W, C) uint8 array, rounded."""
+    image = image.detach().float().cpu()
+    if image.dim() == 4:
+        image = image[0]
+    array = ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    return array[..., 0] if array.shape[2] == 1 else array
+
+
+def to_display(image: torch.Tensor) -> np.ndarray:
+    """A [-1, 1] (C, H, W) tensor as an (H, W, C) float array in [0, 1] for matplotlib."""
+    return ((image.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+
+
+def save_image(image: torch.Tensor, path, overwrite: bool = False) -> Path:
+    """Write a [-1, 1] (C, H, W) tensor as an 8-bit image; refuse to replace a file unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise SidliteError(f"{path} already exists; choose another output or pass --overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = to_uint8(image)
+    fmt = None
+    if path.suffix.lower() in (".jpg", ".jpeg") and max(array.shape[:2]) > 65500:
+        path, fmt = path.with_suffix(".png"), "PNG"  # JPEG cannot hold sides over 65,500 px
+    try:
+        Image.fromarray(array).save(path, format=fmt, **({"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}))
+    except (ValueError, KeyError) as error:
+        raise SidliteError(f"cannot write {path} ({error}); use a .png or .jpg name") from None
+    return path

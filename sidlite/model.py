@@ -1,0 +1,116 @@
+"""The image as the model: its pyramid, one patch denoiser per level, and unconditional generation."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .denoiser import ImageDenoiser
+from .errors import check
+from .image_io import as_image
+from .pyramid import auto_num_scales, build_pyramid, pyramid_shapes
+from .runtime import make_generator, resolve_device
+from .sampler import Hooks, SampleResult, sample_pyramid
+from .schedule import Schedule
+
+
+def default_min_short_side(patch_size: int) -> int:
+    """The coarsest level's short side when none is given: 1.6·P (24 px for P = 15), as the paper's presets."""
+    return round(1.6 * patch_size)
+
+
+def _check_size(size: Sequence[int] | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    check(len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size),
+          f"an output size is two positive integers (height, width), got {size}")
+    return int(size[0]), int(size[1])
+
+
+class SingleImageModel:
+    """An image as a generative model: a Gaussian pyramid with a closed-form patch denoiser per level.
+
+    Build it once and call :meth:`sample` for as many samples as needed; the per-level patch datasets
+    (and any search structure of the backend) are reused.
+
+    ``num_scales`` is an integer or 'auto' (deep enough that the coarsest level's short side is
+    ``min_short_side``, default 1.6·P); ``output_size`` is (H, W) of the samples (default: the input's).
+    """
+
+    def __init__(self, image, patch_size: int = 15, num_scales: int | str = "auto",
+                 min_short_side: int | None = None, output_size: Sequence[int] | None = None,
+                 backend: str = "attention", rho: float = 0.2, device: str | torch.device = "cpu",
+                 **backend_options):
+        self.device = resolve_device(device)
+        image = as_image(image).to(self.device)
+        check(isinstance(patch_size, int) and patch_size >= 1, f"patch size must be a positive integer, got {patch_size}")
+        check(rho > 0, f"rho must be positive (inf for a plain average), got {rho}")
+        self.patch_size = patch_size
+        reference = tuple(image.shape[-2:])
+        output = _check_size(output_size) or reference
+        explicit_floor = min_short_side is not None
+        m = min_short_side if explicit_floor else default_min_short_side(patch_size)
+        check(m >= 1, f"min_short_side must be positive, got {m}")
+        auto = num_scales == "auto"
+        if auto:
+            short = min(min(reference), min(output))
+            check(short >= patch_size, f"the image ({reference[0]}x{reference[1]}) or output size is smaller "
+                                       f"than the {patch_size}x{patch_size} patch; use a smaller --patch-size")
+            num_scales = auto_num_scales(short, min(m, short))
+        check(isinstance(num_scales, int) and num_scales >= 1, f"num_scales must be 'auto' or an integer >= 1, got {num_scales!r}")
+        floor = m if (explicit_floor or auto) else None
+        self.reference_shapes = pyramid_shapes(reference, num_scales, floor)
+        self.sample_shapes = pyramid_shapes(output, num_scales, floor)
+        for kind, shapes in (("input", self.reference_shapes), ("output", self.sample_shapes)):
+            h, w = shapes[-1]
+            check(min(h, w) >= patch_size,
+                  f"the coarsest {kind} level is {h}x{w}, smaller than the {patch_size}x{patch_size} patch; "
+                  f"use fewer scales, a smaller patch size or a larger min_short_side")
+        self.levels = build_pyramid(image, self.reference_shapes)
+        self.denoisers = [ImageDenoiser(level, patch_size, backend, rho, **backend_options) for level in self.levels]
+
+    @property
+    def num_scales(self) -> int:
+        return len(self.levels)
+
+    def schedules(self, steps: int | Sequence[int], sigma_min: float) -> list[Schedule]:
+        """One flow-linear schedule per level (``steps`` may be per level, finest first)."""
+        per_level = [steps] * self.num_scales if isinstance(steps, int) else list(steps)
+        check(len(per_level) == self.num_scales, f"steps needs one value per level ({self.num_scales})")
+        return [Schedule.flow_linear(s, sigma_min) for s in per_level]
+
+    def sample(self, seed: int = 10, steps: int | Sequence[int] = 10, eta: float = 0.0, sigma_min: float = 1e-4,
+               record: bool = False, progress: bool = True, hooks: Hooks | None = None,
+               generator: torch.Generator | None = None) -> SampleResult:
+        """One sample; the same seed gives the same image."""
+        generator = generator or make_generator(seed, self.device)
+        return sample_pyramid(self.denoisers, self.sample_shapes, self.schedules(steps, sigma_min), eta=eta,
+                              generator=generator, hooks=hooks, record=record, progress=progress,
+                              device=self.device, dtype=self.levels[0].dtype)
+
+    def __repr__(self) -> str:
+        levels = ", ".join(f"{h}x{w}" for h, w in self.reference_shapes)
+        return f"SingleImageModel(P={self.patch_size}, levels=[{levels}], backend={self.denoisers[0].backend.name})"
+
+
+def generate(image, num_samples: int = 1, *, seed: int = 10, size: Sequence[int] | None = None,
+             steps: int = 10, eta: float = 0.0, patch_size: int = 15, num_scales: int | str = "auto",
+             min_short_side: int | None = None, rho: float = 0.2, sigma_min: float = 1e-4,
+             backend: str = "attention", device: str = "cpu", progress: bool = True,
+             **backend_options) -> torch.Tensor:
+    """Unconditional samples from one image, as a (num_samples, C, H, W) tensor in [-1, 1].
+
+    Sample i uses seed + i. Defaults follow the paper's pixel preset (P = 15, T = 10, η = 0, ρ = 0.2).
+    """
+    check(isinstance(num_samples, int) and num_samples >= 1, f"the number of samples must be >= 1, got {num_samples}")
+    check(isinstance(steps, int) and steps >= 1, f"steps must be an integer >= 1, got {steps}")
+    check(0.0 <= eta <= 1.0, f"eta must lie in [0, 1], got {eta}")
+    model = SingleImageModel(image, patch_size, num_scales, min_short_side, size, backend, rho, device, **backend_options)
+    samples = [model.sample(seed + i, steps, eta, sigma_min, progress=progress).image for i in range(num_samples)]
+    return torch.stack(samples)
+
+
+def trajectory(image, *, seed: int = 10, **options) -> SampleResult:
+    """One sample with every step recorded (x_t and x̂₀ per step and level), for figures."""
+    sample_options = {k: options.pop(k) for k in ("steps", "eta", "sigma_min", "progress") if k in options}
+    return SingleImageModel(image, **options).sample(seed, record=True, **sample_options)

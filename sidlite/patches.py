@@ -1,0 +1,58 @@
+"""Patch extraction and the windowed fold: the bridge between images and patch datasets.
+
+An image (C, H, W) becomes the rows of an (N, D) matrix, D = C·P², each row a P×P patch flattened
+channel-major ([c][row][col]), patches in row-major order of their top-left corner. The fold is the
+weighted adjoint: every patch estimate is multiplied by a separable Gaussian window, overlap-added,
+and divided by the overlap-added window, so each pixel is a weighted average of the patch estimates
+that cover it.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .errors import check
+
+
+def patch_grid(height: int, width: int, patch_size: int, stride: int = 1) -> tuple[int, int]:
+    """Number of patch positions along each axis (no padding)."""
+    check(patch_size >= 1 and stride >= 1, f"patch size and stride must be >= 1, got {patch_size} and {stride}")
+    check(height >= patch_size and width >= patch_size,
+          f"a {height}x{width} image extracts zero {patch_size}x{patch_size} patches; "
+          f"use a smaller patch size or a larger image")
+    return (height - patch_size) // stride + 1, (width - patch_size) // stride + 1
+
+
+def extract_patches(image: torch.Tensor, patch_size: int, stride: int = 1) -> torch.Tensor:
+    """All P×P patches of a (C, H, W) image as an (N, C·P²) matrix, row-major by top-left corner."""
+    check(image.dim() == 3, f"expected a (C, H, W) image, got shape {tuple(image.shape)}")
+    patch_grid(image.shape[1], image.shape[2], patch_size, stride)
+    cols = F.unfold(image.unsqueeze(0), kernel_size=patch_size, stride=stride)  # (1, D, N)
+    return cols[0].T.contiguous()
+
+
+def gaussian_window(patch_size: int, rho: float = 0.2, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Separable window exp(-½(u/ρ)²)·exp(-½(v/ρ)²) over u, v ∈ linspace(-1, 1, P); ρ = inf is uniform."""
+    check(rho > 0, f"the window width rho must be positive (use float('inf') for a plain average), got {rho}")
+    u = torch.linspace(-1.0, 1.0, patch_size, dtype=torch.float64)
+    g = torch.ones_like(u) if math.isinf(rho) else torch.exp(-0.5 * (u / rho) ** 2)
+    return torch.outer(g, g).to(dtype=dtype, device=device)
+
+
+def fold_patches(patches: torch.Tensor, shape: tuple[int, int, int], patch_size: int,
+                 stride: int = 1, rho: float = 0.2) -> torch.Tensor:
+    """Weighted average of overlapping patch estimates back into a (C, H, W) image.
+
+    Pixels no patch covers (possible when stride > 1) are set to 0.
+    """
+    channels, height, width = shape
+    window = gaussian_window(patch_size, rho, patches.dtype, patches.device)
+    check(patches.shape[1] == channels * patch_size ** 2,
+          f"patches have {patches.shape[1]} values but C·P² = {channels * patch_size ** 2}")
+    weighted = (patches.view(-1, channels, patch_size, patch_size) * window).reshape(patches.shape[0], -1)
+    numerator = F.fold(weighted.T.unsqueeze(0), (height, width), patch_size, stride=stride)
+    ones = window.reshape(1, -1, 1).expand(1, patch_size ** 2, patches.shape[0])
+    denominator = F.fold(ones, (height, width), patch_size, stride=stride)
+    return torch.nan_to_num(numerator[0] / denominator[0], nan=0.0)

@@ -1,0 +1,96 @@
+"""Gaussian pyramids: level shapes, antialiased cubic resizing with mirror boundaries, the Laplacian blend.
+
+Level l of an H×W image is ⌈H/2^l⌉ × ⌈W/2^l⌉, finest first. The coarsest level is floored so its short
+side is at least ``min_short_side`` (keeping the aspect ratio, never larger than the next finer level).
+Resizing uses Keys' cubic kernel (a = -0.5), stretched by 1/scale when shrinking (antialiasing),
+with weights normalized to sum to 1 and the boundary mirrored with period 2n (0…n-1, n-1…0).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .errors import SidliteError, check
+
+
+def auto_num_scales(short_side: int, min_short_side: int) -> int:
+    """Smallest n with min_short_side·2^(n-1) >= short_side: the depth that lands the coarsest on m."""
+    check(min_short_side <= short_side,
+          f"min_short_side={min_short_side} is larger than the image's short side {short_side}; "
+          f"lower it or use a larger image")
+    return 1 + max(0, math.ceil(math.log2(short_side / min_short_side) - 1e-12))
+
+
+def pyramid_shapes(size: tuple[int, int], num_scales: int, min_short_side: int | None = None,
+                   ratio: float = 0.5) -> list[tuple[int, int]]:
+    """Shapes (H, W) of every level, finest first."""
+    height, width = size
+    check(height >= 1 and width >= 1, f"sizes must be positive, got {height}x{width}")
+    check(isinstance(num_scales, int) and num_scales >= 1, f"num_scales must be an integer >= 1, got {num_scales}")
+    shapes = [(math.ceil(height * ratio ** l), math.ceil(width * ratio ** l)) for l in range(num_scales)]
+    if min_short_side and num_scales > 1 and min(shapes[-1]) < min_short_side:
+        if min(shapes[-2]) < min_short_side:
+            limit = 2 + int(math.log2(min(height, width) / min_short_side))
+            raise SidliteError(f"{num_scales} scales shrink the {height}x{width} image below min_short_side="
+                               f"{min_short_side}; use num_scales <= {limit}")
+        short = min(height, width)
+        shapes[-1] = (min(math.ceil(height * min_short_side / short), shapes[-2][0]),
+                      min(math.ceil(width * min_short_side / short), shapes[-2][1]))
+    return shapes
+
+
+def _cubic(x: torch.Tensor, a: float = -0.5) -> torch.Tensor:
+    x = x.abs()
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return torch.where(x <= 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
+
+
+def _resize_axis(image: torch.Tensor, axis: int, out_size: int) -> torch.Tensor:
+    """Resample one axis of ``image`` to ``out_size`` samples (pixel centres aligned)."""
+    in_size = image.shape[axis]
+    if in_size == out_size:
+        return image
+    scale = out_size / in_size
+    stretch = min(scale, 1.0)  # < 1 widens the kernel: antialiasing when shrinking
+    centres = (torch.arange(out_size, dtype=torch.float64) + 0.5) / scale - 0.5
+    half_width = 2.0 / stretch
+    first = torch.floor(centres - half_width).long() + 1
+    taps = first[:, None] + torch.arange(int(math.ceil(2 * half_width)) + 1)[None, :]
+    weights = _cubic((centres[:, None] - taps) * stretch) * stretch
+    weights = weights / weights.sum(1, keepdim=True)
+    period = taps.remainder(2 * in_size)
+    taps = torch.where(period >= in_size, 2 * in_size - 1 - period, period)
+    moved = image.movedim(axis, -1)
+    gathered = moved[..., taps.to(image.device)]  # (..., out, taps)
+    out = (gathered * weights.to(image.device, image.dtype)).sum(-1)
+    return out.movedim(-1, axis)
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased cubic resize of a (C, H, W) image to (h, w), the axis with the stronger shrink first."""
+    check(size[0] >= 1 and size[1] >= 1, f"sizes must be positive, got {size}")
+    order = sorted([(size[0] / image.shape[-2], -2, size[0]), (size[1] / image.shape[-1], -1, size[1])])
+    for _, axis, out_size in order:
+        image = _resize_axis(image, axis, out_size)
+    return image
+
+
+def build_pyramid(image: torch.Tensor, shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """Levels of ``image`` at ``shapes`` (finest first), each resized from the level before it."""
+    levels = [resize(image, shapes[0])]
+    for shape in shapes[1:]:
+        levels.append(resize(levels[-1], shape))
+    return levels
+
+
+def laplacian_blend(fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+    """Keep ``fine``'s own detail band and take its low band from ``coarse`` (the next coarser result).
+
+    out = up(coarse) + fine - up(down(fine)), with down/up between fine's shape and coarse's shape.
+    """
+    fine_shape = tuple(fine.shape[-2:])
+    low_shape = tuple(coarse.shape[-2:])
+    detail = fine - resize(resize(fine, low_shape), fine_shape)
+    return resize(coarse, fine_shape) + detail

@@ -1,0 +1,105 @@
+"""The coarse-to-fine sampler: one full trajectory from noise per pyramid level, coarsest first.
+
+At every step of a finer level, x̂ takes its low band from the finished coarser result (the two-scale
+Laplacian blend), except at the last step, which returns the raw x̂. ε̂ is computed from the un-blended
+x̂. Applications change the loop only through :class:`Hooks`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .denoiser import ImageDenoiser
+from .errors import check
+from .pyramid import laplacian_blend
+from .schedule import Schedule
+
+
+class Hooks:
+    """Plug-in points of the sampler. The defaults give plain unconditional generation."""
+
+    def fixed_result(self, scale: int) -> torch.Tensor | None:
+        """A finished result for this level that is not sampled (e.g. retargeting's fixed layout)."""
+        return None
+
+    def start(self, scale: int, schedule: Schedule, noise: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Initial state and the step to start at; by default pure noise at t = T."""
+        return schedule.sigmas[-1] * noise, schedule.steps
+
+    def estimate(self, scale: int, denoiser: ImageDenoiser, x_t: torch.Tensor, alpha: float,
+                 sigma: float) -> torch.Tensor:
+        """The image estimate x̂₀ of x_t (tileable generation replaces it)."""
+        return denoiser(x_t, alpha, sigma)
+
+    def constrain(self, scale: int, t: int, x_hat: torch.Tensor) -> torch.Tensor:
+        """Modify x̂ before ε̂ is computed (mirror, data term, guidance)."""
+        return x_hat
+
+
+@dataclass
+class StepRecord:
+    """One sampler step, kept when ``record=True``: the state x_t and the estimate x̂₀ at (α_t, σ_t)."""
+
+    scale: int
+    t: int
+    alpha: float
+    sigma: float
+    x_t: torch.Tensor
+    x_hat: torch.Tensor
+
+
+@dataclass
+class SampleResult:
+    """The finest result, the finished result of every level (finest first) and the optional trajectory."""
+
+    image: torch.Tensor
+    scales: list[torch.Tensor]
+    trajectory: list[StepRecord] = field(default_factory=list)
+
+
+def sample_pyramid(denoisers: Sequence[ImageDenoiser | None], shapes: Sequence[tuple[int, int]],
+                   schedules: Sequence[Schedule], *, eta: float | Sequence[float] = 0.0,
+                   generator: torch.Generator | None = None, hooks: Hooks | None = None,
+                   record: bool = False, progress: bool = True, device: torch.device | str = "cpu",
+                   dtype: torch.dtype = torch.float32) -> SampleResult:
+    """Run the coarse-to-fine loop. Lists are per level, finest first; ``eta`` may be per level too.
+
+    Initial noise for every level is drawn first, finest level first, then fresh noise per step.
+    """
+    hooks = hooks or Hooks()
+    levels = len(shapes)
+    check(len(denoisers) == levels == len(schedules), "denoisers, shapes and schedules need one entry per level")
+    etas = [float(eta)] * levels if isinstance(eta, (int, float)) else [float(e) for e in eta]
+    check(len(etas) == levels, "eta needs one value per level")
+    for e in etas:
+        check(0.0 <= e <= 1.0, f"eta must lie in [0, 1], got {e}")
+    channels = next(d.channels for d in denoisers if d is not None)
+    noise = [torch.randn((channels, *shape), generator=generator, device=device, dtype=dtype) for shape in shapes]
+    results: list[torch.Tensor | None] = [None] * levels
+    trajectory: list[StepRecord] = []
+    total = sum(s.steps for s, d in zip(schedules, denoisers) if d is not None)
+    with tqdm(total=total, disable=not progress, desc="sampling", unit="step", leave=False) as bar:
+        for scale in reversed(range(levels)):
+            fixed = hooks.fixed_result(scale)
+            if fixed is not None:
+                results[scale] = fixed
+                continue
+            schedule, denoiser = schedules[scale], denoisers[scale]
+            coarse = results[scale + 1] if scale + 1 < levels else None
+            x, start = hooks.start(scale, schedule, noise[scale])
+            bar.update(schedule.steps - start)
+            for t in range(start, 0, -1):
+                alpha, sigma = schedule.alphas[t], schedule.sigmas[t]
+                x_hat = hooks.constrain(scale, t, hooks.estimate(scale, denoiser, x, alpha, sigma))
+                eps = schedule.predict_noise(x, x_hat, t)
+                if coarse is not None and t != 1:
+                    x_hat = laplacian_blend(x_hat, coarse)
+                if record:
+                    trajectory.append(StepRecord(scale, t, alpha, sigma, x.cpu(), x_hat.cpu()))
+                x = schedule.step(x_hat, eps, t - 1, etas[scale], generator)
+                bar.update(1)
+            results[scale] = x
+    return SampleResult(results[0], results, trajectory)
