@@ -3,7 +3,8 @@
 The optimal (MMSE) denoiser over the patches of one image has a closed form; a coarse-to-fine sampler
 built on it generates new images from that image alone, with no network and no training.
 """
-from .backends import BACKENDS, make_backend, naive_denoise
+from .backends import BACKENDS, choose_backend, make_backend, naive_denoise
+from .codecs import Codec, get_codec
 from .denoiser import ImageDenoiser
 from .errors import SidliteError
 from .examples import example_credit, example_image, example_names
@@ -18,11 +19,4 @@ from .schedule import Schedule
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BACKENDS", "Hooks", "ImageDenoiser", "SampleResult", "Schedule", "SidliteError", "SingleImageModel",
-    "as_image", "build_pyramid", "coherence", "completeness", "copy_fraction", "example_credit",
-    "example_image", "example_names", "extract_patches", "fold_patches", "gaussian_window", "generate",
-    "laplacian_blend", "load_image", "make_backend", "make_generator", "naive_denoise", "patch_swd",
-    "pixel_diversity", "pyramid_shapes", "resize", "resolve_device", "sample_pyramid", "save_image",
-    "to_display", "trajectory",
-]
+# Accelerations, latent codecs and applications add their public names below, one import line each.

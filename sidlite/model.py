@@ -5,6 +5,7 @@ from typing import Sequence
 
 import torch
 
+from .codecs import get_codec
 from .denoiser import ImageDenoiser
 from .errors import check
 from .image_io import as_image
@@ -39,7 +40,7 @@ class SingleImageModel:
 
     def __init__(self, image, patch_size: int = 15, num_scales: int | str = "auto",
                  min_short_side: int | None = None, output_size: Sequence[int] | None = None,
-                 backend: str = "attention", rho: float = 0.2, device: str | torch.device = "cpu",
+                 backend: str = "auto", rho: float = 0.2, device: str | torch.device = "cpu",
                  **backend_options):
         self.device = resolve_device(device)
         image = as_image(image).to(self.device)
@@ -96,17 +97,25 @@ class SingleImageModel:
 def generate(image, num_samples: int = 1, *, seed: int = 10, size: Sequence[int] | None = None,
              steps: int = 10, eta: float = 0.0, patch_size: int = 15, num_scales: int | str = "auto",
              min_short_side: int | None = None, rho: float = 0.2, sigma_min: float = 1e-4,
-             backend: str = "attention", device: str = "cpu", progress: bool = True,
+             backend: str = "auto", device: str = "cpu", latent=None, progress: bool = True,
              **backend_options) -> torch.Tensor:
-    """Unconditional samples from one image, as a (num_samples, C, H, W) tensor in [-1, 1].
+    """Unconditional samples from one image, as a (num_samples, 3, H, W) tensor in [-1, 1].
 
     Sample i uses seed + i. Defaults follow the paper's pixel preset (P = 15, T = 10, η = 0, ρ = 0.2).
+    ``latent`` picks the space the sampler works in (see :func:`sidlite.codecs.get_codec`); ``size`` is
+    always in pixels.
     """
     check(isinstance(num_samples, int) and num_samples >= 1, f"the number of samples must be >= 1, got {num_samples}")
     check(isinstance(steps, int) and steps >= 1, f"steps must be an integer >= 1, got {steps}")
     check(0.0 <= eta <= 1.0, f"eta must lie in [0, 1], got {eta}")
-    model = SingleImageModel(image, patch_size, num_scales, min_short_side, size, backend, rho, device, **backend_options)
-    samples = [model.sample(seed + i, steps, eta, sigma_min, progress=progress).image for i in range(num_samples)]
+    image = as_image(image)
+    codec = get_codec(latent, image)
+    space = codec.encode(image)
+    if size is not None and codec.factor > 1:
+        size = tuple(max(1, int(v) // codec.factor) for v in _check_size(size))
+    model = SingleImageModel(space, patch_size, num_scales, min_short_side, size, backend, rho, device, **backend_options)
+    samples = [codec.decode(model.sample(seed + i, steps, eta, sigma_min, progress=progress).image)
+               for i in range(num_samples)]
     return torch.stack(samples)
 
 

@@ -38,7 +38,7 @@ def add_sampling(parser: argparse.ArgumentParser, *, steps: int = 10, eta: float
     parser.add_argument("--steps", type=int, default=steps, help=f"denoising steps per scale (default {steps})")
     parser.add_argument("--eta", type=float, default=eta, help=f"stochasticity in [0, 1] (default {eta})")
     parser.add_argument("--patch-size", type=int, default=patch_size, help=f"patch side P (default {patch_size})")
-    parser.add_argument("--backend", default="attention", help=f"patch denoiser: {' | '.join(BACKENDS)}")
+    parser.add_argument("--backend", default="auto", help=f"patch denoiser: auto | {' | '.join(BACKENDS)} (default auto)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import html
+import importlib
+import pkgutil
 import time
 from pathlib import Path
 
+from .. import apps
 from ..errors import SidliteError
 from ..examples import example_credit, example_image
 from ..image_io import save_image
@@ -49,6 +52,14 @@ def run(args) -> None:
         files.append(save_image(sample, folder / f"generate_{i:03d}.png", overwrite=True).name)
     entries = [("Input", example_credit(args.image), ["input.png"]),
                ("Unconditional generation", f"{args.samples} samples, P = 7, T = 10, η = 0, seeds 0…", files)]
+    print(f"unconditional generation: {len(files)} samples in {time.perf_counter() - start:.1f} s")
+    for module in sorted(m.name for m in pkgutil.iter_modules(apps.__path__) if not m.name.startswith("_")):
+        app = importlib.import_module(f"{apps.__name__}.{module}")
+        if hasattr(app, "demo"):
+            began = time.perf_counter()
+            title, note, app_files = app.demo(folder)
+            entries.append((title, note, app_files))
+            print(f"{title.lower()}: {time.perf_counter() - began:.1f} s")
     gallery = _write_gallery(folder, entries)
-    print(f"wrote {len(files)} samples in {time.perf_counter() - start:.1f} s to {folder}/")
+    print(f"wrote everything in {time.perf_counter() - start:.1f} s to {folder}/")
     print(f"open {gallery} to see them")

@@ -13,6 +13,8 @@ def register(subparsers) -> None:
     add_output(parser)
     parser.add_argument("--size", nargs=2, type=positive_int, metavar=("H", "W"), help="output size (default: the input's)")
     parser.add_argument("--samples", type=positive_int, default=1, help="number of samples (seed, seed+1, …)")
+    parser.add_argument("--latent", default=None, metavar="SPACE",
+                        help="work in a latent space: pca (weight-free) or vae:<model id or folder>")
     add_sampling(parser)
     parser.set_defaults(run=run)
 
@@ -24,5 +26,5 @@ def run(args) -> None:
     image = read_input(args)
     samples = generate(image, args.samples, seed=args.seed, size=args.size, steps=args.steps, eta=args.eta,
                        patch_size=args.patch_size, backend=args.backend, device=args.device,
-                       progress=not args.quiet)
+                       latent=args.latent, progress=not args.quiet)
     save_all(samples, paths, args.overwrite)
