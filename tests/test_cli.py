@@ -1,0 +1,49 @@
+"""The command line: outputs, overwrite rules and one-line errors."""
+import subprocess
+import sys
+
+import pytest
+
+from sidlite.cli import main
+
+SMALL = ["--max-side", "40", "--patch-size", "5", "--steps", "3", "--quiet"]
+
+
+def test_generate_writes_numbered_samples(tmp_path, capsys):
+    out = tmp_path / "s.png"
+    assert main(["generate", "example:dots", "-o", str(out), "--samples", "2", *SMALL]) == 0
+    assert (tmp_path / "s_000.png").exists() and (tmp_path / "s_001.png").exists()
+    assert main(["generate", "example:dots", "-o", str(out), "--samples", "2", *SMALL]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["generate", "example:dots", "-o", str(out), "--samples", "2", "--overwrite", *SMALL]) == 0
+
+
+def test_generate_size_option(tmp_path):
+    from sidlite import load_image
+
+    out = tmp_path / "wide.png"
+    assert main(["generate", "example:stripes", "-o", str(out), "--size", "30", "60", *SMALL]) == 0
+    assert load_image(out).shape == (3, 30, 60)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["missing.png"], "not found"),
+    (["example:dots", "--eta", "1.5"], "eta"),
+    (["example:dots", "--steps", "0"], "steps"),
+    (["example:dots", "--backend", "warp"], "unknown backend"),
+    (["example:dots", "--device", "quantum"], "unknown device"),
+    (["example:dots", "--max-side", "10"], "smaller than the"),
+    (["example:nothing"], "unknown example"),
+])
+def test_user_errors_are_one_line(tmp_path, capsys, args, message):
+    code = main(["generate", *args, "-o", str(tmp_path / "o.png"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_module_entry_point_and_help():
+    result = subprocess.run([sys.executable, "-m", "sidlite", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "generate" in result.stdout
+    bad = subprocess.run([sys.executable, "-m", "sidlite", "generate", "x.png", "-o", "y.png", "--size", "0", "5"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -1,0 +1,86 @@
+"""Image loading and saving for every common mode, and the bundled examples."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import sidlite
+from sidlite import SidliteError, as_image, load_image, save_image
+
+
+def roundtrip(tmp_path, array, mode=None, name="x.png"):
+    path = tmp_path / name
+    Image.fromarray(array, mode=mode).save(path) if mode else Image.fromarray(array).save(path)
+    return load_image(path)
+
+
+def test_rgb_loads_in_range(tmp_path):
+    array = np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    image = roundtrip(tmp_path, array)
+    assert image.shape == (3, 9, 11) and image.dtype == torch.float32
+    assert image.min() >= -1 and image.max() <= 1
+    torch.testing.assert_close(image, torch.from_numpy(array).permute(2, 0, 1).float() / 127.5 - 1)
+
+
+def test_grayscale_palette_and_16bit(tmp_path):
+    gray = np.arange(20, dtype=np.uint8).reshape(4, 5) * 10
+    assert roundtrip(tmp_path, gray).shape == (3, 4, 5)
+    palette = Image.fromarray(gray).convert("P")
+    palette.save(tmp_path / "p.png")
+    torch.testing.assert_close(load_image(tmp_path / "p.png"), roundtrip(tmp_path, gray), atol=0.02, rtol=0)
+    deep = (np.arange(20, dtype=np.uint16).reshape(4, 5) * 3000)
+    Image.fromarray(deep).save(tmp_path / "d.png")
+    loaded = load_image(tmp_path / "d.png")
+    assert loaded.shape == (3, 4, 5)
+    assert loaded[0, 3, 4] == pytest.approx(19 * 3000 / 65535 * 2 - 1, abs=1e-4)
+
+
+def test_rgba_is_composited_over_white_with_a_warning(tmp_path):
+    array = np.zeros((4, 4, 4), dtype=np.uint8)
+    array[..., 3] = 0  # fully transparent black
+    with pytest.warns(UserWarning, match="transparency"):
+        image = roundtrip(tmp_path, array)
+    assert torch.all(image == 1)
+
+
+def test_save_refuses_to_overwrite(tmp_path):
+    image = torch.zeros(3, 4, 4)
+    path = save_image(image, tmp_path / "out.png")
+    with pytest.raises(SidliteError, match="already exists"):
+        save_image(image, path)
+    save_image(-image, path, overwrite=True)
+    assert load_image(path).shape == (3, 4, 4)
+
+
+def test_save_rounds_and_clamps(tmp_path):
+    image = torch.tensor([-2.0, 0.0, 1.0 / 255, 5.0]).reshape(1, 1, 4).expand(3, 1, 4)
+    array = np.asarray(Image.open(save_image(image, tmp_path / "r.png")))
+    assert array[0, :, 0].tolist() == [0, 128, 128, 255]
+
+
+def test_missing_unreadable_and_wrong_inputs(tmp_path):
+    with pytest.raises(SidliteError, match="not found"):
+        load_image(tmp_path / "nope.png")
+    (tmp_path / "bad.png").write_text("not an image")
+    with pytest.raises(SidliteError, match="cannot read"):
+        load_image(tmp_path / "bad.png")
+    with pytest.raises(SidliteError, match="folder"):
+        load_image(tmp_path)
+    with pytest.raises(SidliteError):
+        as_image(42)
+    with pytest.raises(SidliteError):
+        as_image(np.zeros((3, 3, 5)))
+
+
+def test_examples_are_offline_and_credited():
+    for name in sidlite.example_names():
+        image = sidlite.example_image(name, max_side=32)
+        assert image.shape[0] == 3 and max(image.shape[1:]) <= 32
+        assert sidlite.example_credit(name)
+    with pytest.raises(SidliteError, match="unknown example"):
+        sidlite.example_image("lena")
+
+
+def test_benchmark_images_load(shared_data):
+    image = load_image(shared_data / "sinddm15" / "starry_night.png")  # RGBA in the set
+    assert image.shape[0] == 3 and min(image.shape[1:]) >= 160

@@ -1,0 +1,89 @@
+"""Coarse-to-fine generation: seeds, sizes, recording, hooks and bad settings."""
+import pytest
+import torch
+
+import sidlite
+from sidlite import Hooks, SidliteError, SingleImageModel, generate, trajectory
+
+FAST = dict(patch_size=5, steps=4, progress=False)
+
+
+def test_same_seed_same_image_and_different_seeds_differ(small_image):
+    a = generate(small_image, 2, seed=3, **FAST)
+    b = generate(small_image, 1, seed=3, **FAST)
+    c = generate(small_image, 1, seed=4, **FAST)
+    assert a.shape == (2, 3, 40, 56)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], c[0]) and not torch.equal(a[0], a[1])
+
+
+def test_output_size_can_differ_from_input(small_image):
+    out = generate(small_image, size=(30, 90), **FAST)
+    assert out.shape == (1, 3, 30, 90) and bool(torch.isfinite(out).all())
+
+
+def test_backends_give_the_same_sample(small_image):
+    a = generate(small_image, backend="exact", **FAST)
+    b = generate(small_image, backend="attention", **FAST)
+    assert (a - b).abs().max() < 1e-3
+
+
+def test_samples_are_new_images_made_of_input_patches(small_image):
+    out = generate(small_image, seed=1, **FAST)[0]
+    assert sidlite.coherence(out, small_image, 5) < 0.01  # every patch looks like an input patch
+    assert (out - small_image).abs().mean() > 0.05  # but the image is not the input
+
+
+def test_trajectory_records_every_step(small_image):
+    model = SingleImageModel(small_image, patch_size=5)
+    result = model.sample(seed=0, steps=3, record=True, progress=False)
+    assert len(result.trajectory) == 3 * model.num_scales
+    first = result.trajectory[0]
+    assert first.scale == model.num_scales - 1 and first.t == 3 and first.alpha == 0.0
+    assert torch.equal(result.scales[0], result.image)
+    # t = 1 returns the raw (un-blended) estimate, which is the level's result
+    last = result.trajectory[-1]
+    assert last.t == 1 and torch.equal(last.x_hat, result.image)
+    assert len(trajectory(small_image, patch_size=5, steps=2, progress=False).trajectory) == 2 * model.num_scales
+
+
+def test_first_step_estimate_is_flat_dataset_mean(small_image):
+    result = SingleImageModel(small_image, patch_size=5, num_scales=1).sample(steps=3, record=True, progress=False)
+    centre = result.trajectory[0].x_hat[:, 5:-5, 5:-5]
+    expected = small_image.mean((1, 2))  # the mean patch has each channel's mean almost everywhere
+    assert (centre.mean((1, 2)) - expected).abs().max() < 0.02
+
+
+def test_hooks_constrain_applies_every_step(small_image):
+    class Clamp(Hooks):
+        calls = 0
+
+        def constrain(self, scale, t, x_hat):
+            Clamp.calls += 1
+            return x_hat.clamp(-0.2, 0.2)
+
+    model = SingleImageModel(small_image, patch_size=5, num_scales=2)
+    out = model.sample(steps=3, hooks=Clamp(), progress=False).image
+    assert Clamp.calls == 6 and float(out.abs().max()) <= 0.2 + 1e-6
+
+
+def test_num_scales_and_patch_size_errors(small_image):
+    with pytest.raises(SidliteError, match="smaller than the"):
+        SingleImageModel(small_image, patch_size=15, num_scales=3)
+    with pytest.raises(SidliteError, match="smaller than the 41x41 patch"):
+        SingleImageModel(small_image, patch_size=41)
+    with pytest.raises(SidliteError, match="steps"):
+        generate(small_image, steps=0)
+    with pytest.raises(SidliteError, match="eta"):
+        generate(small_image, eta=-0.5)
+    with pytest.raises(SidliteError, match="output size"):
+        generate(small_image, size=(0, 10))
+    with pytest.raises(SidliteError, match="unknown device"):
+        generate(small_image, device="tpu")
+    with pytest.raises(SidliteError, match="unknown backend"):
+        generate(small_image, backend="magic")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_without_gpu_is_a_clear_error(small_image):
+    with pytest.raises(SidliteError, match="no usable CUDA"):
+        generate(small_image, device="cuda", **FAST)
