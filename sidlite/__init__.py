@@ -20,3 +20,10 @@ from .schedule import Schedule
 __version__ = "0.1.0"
 
 # Accelerations, latent codecs and applications add their public names below, one import line each.
+from .apps.retarget import retarget
+from .apps.tileable import tile_preview, tileable
+from .apps.symmetric import mirror, symmetric
+from .apps.inpaint import inpaint, outpaint, rectangle_mask
+from .apps.edit import edit, harmonize, paste
+from .apps.upscale import upscale
+from .metrics import seam_error, symmetry_error

@@ -120,3 +120,31 @@ def copy_fraction(sample: torch.Tensor, reference: torch.Tensor, patch_size: int
         covered = fold_patches(footprint, (1, height, width), patch_size, rho=float("inf")) > 0
         best = max(best, float(covered.double().mean()))
     return best
+
+
+def seam_error(image: torch.Tensor, direction: str = "both") -> float:
+    """How visible the wrap-around seam of a tiled image is, in 8-bit grey levels (0: no seam).
+
+    Along each tiled axis: the mean |difference| between the last and the first column (or row), minus
+    the median over the image's interior neighbouring column pairs of their mean |difference|, clamped
+    at 0 and scaled by 255/2 from [-1, 1]; the larger of the two axes for 'both'. A seam no stronger than
+    a typical step between neighbouring columns inside the image scores 0.
+    """
+    check(direction in ("both", "horizontal", "vertical"), f"direction must be both, horizontal or vertical, got {direction!r}")
+    image = image.double()
+    dims = {"horizontal": [-1], "vertical": [-2], "both": [-1, -2]}[direction]
+    errors = []
+    for dim in dims:
+        check(image.shape[dim] >= 3, "a seam error needs at least 3 columns and rows")
+        seam = (image.narrow(dim, 0, 1) - image.narrow(dim, -1, 1)).abs().mean()
+        steps = image.diff(dim=dim).abs().movedim(dim, 0).flatten(1).mean(1)
+        errors.append(float((seam - steps.median()).clamp_min(0)) * 127.5)
+    return max(errors)
+
+
+def symmetry_error(image: torch.Tensor, axis: str = "horizontal") -> float:
+    """Mean |image − its mirror image| in 8-bit grey levels (0: exactly symmetric); 'horizontal' flips
+    left↔right, 'vertical' top↔bottom."""
+    check(axis in ("horizontal", "vertical"), f"axis must be 'horizontal' or 'vertical', got {axis!r}")
+    image = image.double()
+    return float((image - image.flip(-1 if axis == "horizontal" else -2)).abs().mean()) * 127.5

@@ -1,0 +1,67 @@
+"""Retargeting (spec §8.1): the image at any output size, its content kept at its own proportions.
+
+The coarsest level of the output is not sampled: it is the input plainly resized to the target size
+and then shrunk to that level, which pins the layout (where sky, cat and floor go) to the new aspect
+ratio. Every finer level is sampled from noise with the denoisers of the *original* image's pyramid, so
+the detail is made of unstretched patches of the input; the Laplacian blend pulls each level's low band
+towards the level below it, i.e. towards the stretched layout.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..errors import check
+from ..image_io import as_image, save_image
+from ..model import SingleImageModel
+from ..pyramid import build_pyramid, resize
+from ..runtime import make_generator
+from ..sampler import Hooks, sample_pyramid
+from ._shared import check_sampling, check_size, demo_image
+
+
+class FixedLayout(Hooks):
+    """The coarsest level is a given image (the stretched layout); every other level is sampled."""
+
+    def __init__(self, coarsest: int, layout: torch.Tensor):
+        self.coarsest = coarsest
+        self.layout = layout
+
+    def fixed_result(self, scale: int) -> torch.Tensor | None:
+        return self.layout if scale == self.coarsest else None
+
+
+def retarget(image, size: Sequence[int], *, seed: int = 0, steps: int = 10, eta: float = 1.0,
+             patch_size: int = 15, num_scales: int | str = "auto", min_short_side: int | None = None,
+             rho: float = 0.2, sigma_min: float = 1e-4, backend: str = "auto", device: str = "cpu",
+             progress: bool = True, **backend_options) -> torch.Tensor:
+    """The image at ``size`` = (H, W) pixels, as a (3, H, W) tensor in [-1, 1].
+
+    Defaults follow the paper's retarget preset (η = 1, seed 0, coarsest short side = P) except
+    T = 10 instead of 25, which the preset notes looks near-identical and is 2.5× faster.
+    """
+    check_sampling(steps, eta)
+    size = check_size(size)
+    image = as_image(image)
+    model = SingleImageModel(image, patch_size, num_scales, patch_size if min_short_side is None else min_short_side,
+                             size, backend, rho, device, **backend_options)
+    check(model.num_scales >= 2, "retargeting needs at least 2 scales (the coarsest is the fixed layout); "
+                                 "use a larger image or a smaller patch size")
+    layout = build_pyramid(resize(image.to(model.device), size), model.sample_shapes)[-1]
+    denoisers = [*model.denoisers[:-1], None]
+    result = sample_pyramid(denoisers, model.sample_shapes, model.schedules(steps, sigma_min), eta=eta,
+                            generator=make_generator(seed, model.device), hooks=FixedLayout(model.num_scales - 1, layout),
+                            progress=progress, device=model.device, dtype=model.levels[0].dtype)
+    return result.image
+
+
+def demo(folder):
+    """Gallery entry: a wider and a narrower version of a small bundled image."""
+    image = demo_image(96)
+    height, width = image.shape[1:]
+    files = []
+    for name, size in (("retarget_wide.png", (height, round(width * 1.5))), ("retarget_narrow.png", (height, round(width * 0.7)))):
+        save_image(retarget(image, size, patch_size=7, steps=8, progress=False), folder / name, overwrite=True)
+        files.append(name)
+    return "Retargeting", f"{height}x{width} input to 1.5x and 0.7x its width, P = 7, T = 8, eta = 1", files

@@ -1,0 +1,107 @@
+"""Super-resolution: the low-resolution input is the coarse scale, and finer scales are sampled at
+upscaled sizes with the input's own patches as the dataset.
+
+This is the coarse-to-fine sampler with its coarsest level fixed to the input and every finer level
+(each about twice the last, up to ``factor`` times the input) denoised by the *input's* patches: the
+image is assumed to be self-similar across scales, so its own patches are the best guess of what its
+details look like one octave up (the assumption behind SinGAN's and Glasner et al.'s single-image
+super-resolution). The Laplacian blend gives every finer level the low band of the level below it.
+
+Because the last step of a level skips that blend, each level's result is then made consistent with the
+level below it by iterative back-projection (Irani and Peleg): x ← x + up(y − down(x)), a few times.
+That is the x-step of EPLL with A = downsampling (classical connections §6.4), and it makes the output,
+downsampled back to the input's size, match the input.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..denoiser import ImageDenoiser
+from ..errors import check
+from ..image_io import as_image, save_image
+from ..pyramid import resize
+from ..runtime import make_generator, resolve_device
+from ..sampler import Hooks, sample_pyramid
+from ..schedule import Schedule
+from ._shared import check_sampling, demo_image
+
+
+def upscale_shapes(size: tuple[int, int], factor: float) -> list[tuple[int, int]]:
+    """Level shapes finest first: the target, halved until the next halving would reach the input, then the input."""
+    height, width = size
+    levels = max(1, math.ceil(math.log2(factor) - 1e-9))
+    target = (round(height * factor), round(width * factor))
+    return [(round(target[0] / 2 ** k), round(target[1] / 2 ** k)) for k in range(levels)] + [tuple(size)]
+
+
+def back_project(x: torch.Tensor, low: torch.Tensor, iterations: int) -> torch.Tensor:
+    """x ← x + up(low − down(x)), ``iterations`` times: pull x's low band onto ``low``."""
+    shape, low_shape = tuple(x.shape[-2:]), tuple(low.shape[-2:])
+    for _ in range(iterations):
+        x = x + resize(low - resize(x, low_shape), shape)
+    return x
+
+
+class FromInput(Hooks):
+    """Coarsest level fixed to the input; each finer level starts from noise (or from the level below,
+    re-noised to ``noise_level``) and is back-projected onto the level below at its last step."""
+
+    def __init__(self, image: torch.Tensor, coarsest: int, noise_level: float | None, iterations: int):
+        self.results = {coarsest: image}
+        self.coarsest, self.noise_level, self.iterations = coarsest, noise_level, iterations
+
+    def fixed_result(self, scale):
+        return self.results[scale] if scale == self.coarsest else None
+
+    def start(self, scale, schedule, noise):
+        if self.noise_level is None:
+            return super().start(scale, schedule, noise)
+        t = schedule.index_for_noise_level(self.noise_level)
+        below = resize(self.results[scale + 1], tuple(noise.shape[-2:]))
+        return schedule.alphas[t] * below + schedule.sigmas[t] * noise, t
+
+    def constrain(self, scale, t, x_hat):
+        if t != 1:
+            return x_hat
+        self.results[scale] = back_project(x_hat, self.results[scale + 1], self.iterations)
+        return self.results[scale]
+
+
+def upscale(image, factor: float = 2.0, *, seed: int = 0, steps: int = 10, eta: float = 0.0, patch_size: int = 7,
+            noise_level: float | None = 0.5, consistency: int = 4, rho: float = 0.2, sigma_min: float = 1e-4,
+            backend: str = "auto", device: str = "cpu", progress: bool = True, **backend_options) -> torch.Tensor:
+    """``image`` enlarged ``factor`` times (> 1), (3, round(H·factor), round(W·factor)) in [-1, 1].
+
+    ``noise_level`` None samples each finer level from pure noise; a value in (0, 1] starts it from the
+    level below, upsampled and re-noised to that level (lower keeps closer to a cubic upsampling).
+    ``consistency`` is the number of back-projection iterations per level (0 turns it off). P defaults
+    to 7: inputs to super-resolution are small.
+    """
+    check_sampling(steps, eta)
+    check(factor > 1, f"the upscaling factor must be larger than 1, got {factor}")
+    check(noise_level is None or 0 < noise_level <= 1, f"noise_level must lie in (0, 1] or be None, got {noise_level}")
+    check(isinstance(consistency, int) and consistency >= 0, f"consistency must be a whole number >= 0, got {consistency}")
+    device = resolve_device(device)
+    image = as_image(image).to(device)
+    check(min(image.shape[-2:]) >= patch_size, f"the {image.shape[1]}x{image.shape[2]} image is smaller than the "
+                                               f"{patch_size}x{patch_size} patch; use a smaller --patch-size")
+    shapes = upscale_shapes(tuple(image.shape[-2:]), factor)
+    denoiser = ImageDenoiser(image, patch_size, backend, rho, **backend_options)
+    denoisers = [denoiser] * (len(shapes) - 1) + [None]
+    hooks = FromInput(image, len(shapes) - 1, noise_level, consistency)
+    schedules = [Schedule.flow_linear(steps, sigma_min)] * len(shapes)
+    return sample_pyramid(denoisers, shapes, schedules, eta=eta, generator=make_generator(seed, device), hooks=hooks,
+                          progress=progress, device=device, dtype=image.dtype).image
+
+
+def demo(folder):
+    """Gallery entry: a small image enlarged 4×, beside the cubic enlargement."""
+    image = demo_image(48)
+    size = (image.shape[1] * 4, image.shape[2] * 4)
+    save_image(upscale(image, 4, steps=8, progress=False), folder / "upscale_4x.png", overwrite=True)
+    save_image(resize(image, size), folder / "upscale_cubic_4x.png", overwrite=True)
+    save_image(image, folder / "upscale_input.png", overwrite=True)
+    return ("Super-resolution", "a 48-px image enlarged 4x with its own patches (P = 7, T = 8), beside the cubic "
+            "enlargement", ["upscale_input.png", "upscale_4x.png", "upscale_cubic_4x.png"])

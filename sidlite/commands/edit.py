@@ -1,0 +1,41 @@
+"""``sidlite edit``: harmonize a pasted or painted edit with the image's own patches."""
+from __future__ import annotations
+
+from ..apps.edit import edit, paste
+from ..errors import check
+from ..image_io import load_image
+from ._common import add_input, add_output, add_sampling, output_paths, read_input, save_all
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("edit", help="harmonize a paste or a painted edit",
+                                   description="Re-noise an edited INPUT part way and denoise it with the patches of "
+                                               "INPUT. Give the edit as a painted copy (--edited) or as a piece to "
+                                               "paste (--paste FILE --at ROW COL).")
+    add_input(parser)
+    add_output(parser)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--edited", metavar="FILE", help="a copy of the input (same size) with something painted or pasted in")
+    what.add_argument("--paste", metavar="FILE", help="an image to paste into the input (needs --at)")
+    parser.add_argument("--at", nargs=2, type=int, metavar=("ROW", "COL"), help="top-left corner for --paste")
+    parser.add_argument("--mask", metavar="FILE", help="light pixels mark the edited region (default: where the images differ)")
+    parser.add_argument("--start-scale", type=int, default=1, help="pyramid level re-noised first, 0 = finest (default 1)")
+    parser.add_argument("--noise-level", type=float, default=0.5, help="noise level in (0, 1] to re-noise to (default 0.5)")
+    parser.add_argument("--no-keep-outside", action="store_true",
+                        help="do not composite the result back onto the input outside the (feathered) edit")
+    add_sampling(parser, eta=0.0, seed=0)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> None:
+    check(not args.paste or args.at is not None, "--paste needs --at ROW COL, the top-left corner of the piece")
+    paths = output_paths(args.output, 1, args.overwrite)
+    image = read_input(args)
+    if args.paste:
+        edited, mask = paste(image, load_image(args.paste), *args.at)
+    else:
+        edited, mask = load_image(args.edited), None
+    result = edit(image, edited, args.mask or mask, start_scale=args.start_scale, noise_level=args.noise_level,
+                  keep_outside=not args.no_keep_outside, seed=args.seed, steps=args.steps, eta=args.eta,
+                  patch_size=args.patch_size, backend=args.backend, device=args.device, progress=not args.quiet)
+    save_all([result], paths, args.overwrite)

@@ -1,0 +1,49 @@
+"""``sidlite inpaint``: fill a hole (mask file or rectangle) or extend the border with the image's own patches."""
+from __future__ import annotations
+
+import argparse
+
+from ..apps._shared import rectangle_mask
+from ..apps.inpaint import inpaint, outpaint
+from ..errors import check
+from ._common import add_input, add_output, add_sampling, output_paths, read_input, save_all
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("inpaint", help="fill a hole, or extend the image (outpainting)",
+                                   description="Fill the hole given by --mask or --rect with patches of the rest of "
+                                               "INPUT (known pixels are kept exactly), or extend INPUT by --extend "
+                                               "margins. The mask is applied after --max-side shrinks the input.")
+    add_input(parser)
+    add_output(parser)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--mask", metavar="FILE", help="an image the size of the input; light pixels mark the hole")
+    where.add_argument("--rect", nargs=4, type=non_negative_int, metavar=("TOP", "LEFT", "H", "W"), help="a rectangular hole")
+    where.add_argument("--extend", nargs=4, type=non_negative_int, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+                       help="outpaint: margins in pixels to add on each side")
+    add_sampling(parser, eta=1.0, seed=0)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> None:
+    paths = output_paths(args.output, 1, args.overwrite)
+    image = read_input(args)
+    options = dict(seed=args.seed, steps=args.steps, eta=args.eta, patch_size=args.patch_size, backend=args.backend,
+                   device=args.device, progress=not args.quiet)
+    if args.extend:
+        check(any(args.extend), "--extend needs at least one positive margin")
+        result = outpaint(image, *args.extend, **options)
+    else:
+        mask = args.mask if args.mask else rectangle_mask(tuple(image.shape[-2:]), *args.rect)
+        result = inpaint(image, mask, **options)
+    save_all([result], paths, args.overwrite)

@@ -1,0 +1,24 @@
+"""``sidlite retarget``: the image at a new size, its content kept at its own proportions."""
+from __future__ import annotations
+
+from ..apps.retarget import retarget
+from ._common import add_input, add_output, add_sampling, output_paths, positive_int, read_input, save_all
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("retarget", help="resize an image without stretching its content",
+                                   description="Resample INPUT at a new size: the layout follows a plain resize, "
+                                               "the detail is made of the input's unstretched patches.")
+    add_input(parser)
+    add_output(parser)
+    parser.add_argument("--size", nargs=2, type=positive_int, metavar=("H", "W"), required=True, help="output size in pixels")
+    add_sampling(parser, eta=1.0, seed=0)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> None:
+    paths = output_paths(args.output, 1, args.overwrite)
+    image = read_input(args)
+    result = retarget(image, tuple(args.size), seed=args.seed, steps=args.steps, eta=args.eta, patch_size=args.patch_size,
+                      backend=args.backend, device=args.device, progress=not args.quiet)
+    save_all([result], paths, args.overwrite)

@@ -1,0 +1,30 @@
+"""``sidlite symmetric``: a new image with an exact mirror symmetry."""
+from __future__ import annotations
+
+from ..apps.symmetric import symmetric
+from ._common import add_input, add_output, add_sampling, output_paths, positive_int, read_input, save_all
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("symmetric", help="a new, mirror-symmetric image",
+                                   description="Generate a new image from INPUT that is exactly symmetric "
+                                               "left-right (horizontal) or top-bottom (vertical).")
+    add_input(parser)
+    add_output(parser)
+    parser.add_argument("--size", nargs=2, type=positive_int, metavar=("H", "W"), help="output size (default: the input's)")
+    parser.add_argument("--axis", choices=("horizontal", "vertical"), default="horizontal",
+                        help="horizontal mirrors left/right, vertical mirrors top/bottom (default horizontal)")
+    parser.add_argument("--source", choices=("left", "right", "top", "bottom"), default=None,
+                        help="the half that is kept (default left or top)")
+    parser.add_argument("--latent", default=None, metavar="SPACE", help="work in a latent space, as for generate")
+    add_sampling(parser, eta=1.0, seed=0)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> None:
+    paths = output_paths(args.output, 1, args.overwrite)
+    image = read_input(args)
+    result = symmetric(image, args.size, axis=args.axis, source=args.source, seed=args.seed, steps=args.steps,
+                       eta=args.eta, patch_size=args.patch_size, backend=args.backend, device=args.device,
+                       latent=args.latent, progress=not args.quiet)
+    save_all([result], paths, args.overwrite)

@@ -1,0 +1,33 @@
+"""``sidlite tile``: a new image that tiles seamlessly, plus tiled previews of it."""
+from __future__ import annotations
+
+from ..apps.tileable import DIRECTIONS, preview_grids, tile_preview, tileable
+from ._common import add_input, add_output, add_sampling, output_paths, positive_int, read_input, save_all
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("tile", help="a seamlessly tileable image, with 2x2 and 3x3 previews",
+                                   description="Generate a tileable image from INPUT. Beside OUTPUT it writes "
+                                               "OUTPUT_2x2 and OUTPUT_3x3 (1x2/1x3 or 2x1/3x1 along one axis).")
+    add_input(parser)
+    add_output(parser)
+    parser.add_argument("--size", nargs=2, type=positive_int, metavar=("H", "W"), help="output size (default: the input's)")
+    parser.add_argument("--direction", choices=DIRECTIONS, default="both", help="which way it tiles (default both)")
+    parser.add_argument("--shifts", type=int, choices=(3, 4), default=4,
+                        help="shifted denoiser calls per step: 4 (official default) or 3 (the paper)")
+    parser.add_argument("--latent", default=None, metavar="SPACE", help="work in a latent space, as for generate")
+    add_sampling(parser, eta=1.0, seed=0)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> None:
+    grids = preview_grids(args.direction)
+    path = output_paths(args.output, 1, args.overwrite)[0]
+    previews = [path.with_name(f"{path.stem}_{r}x{c}{path.suffix}") for r, c in grids]
+    for preview in previews:
+        output_paths(str(preview), 1, args.overwrite)  # refuse before any work, like the main output
+    image = read_input(args)
+    result = tileable(image, args.size, direction=args.direction, num_shifts=args.shifts, seed=args.seed,
+                      steps=args.steps, eta=args.eta, patch_size=args.patch_size, backend=args.backend,
+                      device=args.device, latent=args.latent, progress=not args.quiet)
+    save_all([result, *(tile_preview(result, r, c) for r, c in grids)], [path, *previews], args.overwrite)

@@ -1,0 +1,29 @@
+"""``sidlite upscale``: super-resolution with the image's own patches."""
+from __future__ import annotations
+
+from ..apps.upscale import upscale
+from ._common import add_input, add_output, add_sampling, output_paths, read_input, save_all
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("upscale", help="enlarge an image with detail made of its own patches",
+                                   description="Enlarge INPUT by --factor: the input is the coarse scale, finer "
+                                               "scales are sampled with its own patches and back-projected so the "
+                                               "result, shrunk again, matches the input.")
+    add_input(parser)
+    add_output(parser)
+    parser.add_argument("--factor", type=float, default=2.0, help="enlargement factor > 1 (default 2)")
+    parser.add_argument("--noise-level", type=float, default=0.5,
+                        help="start each finer scale from the coarser one re-noised to this level in (0, 1] (default 0.5)")
+    parser.add_argument("--consistency", type=int, default=4, help="back-projection iterations per scale (default 4)")
+    add_sampling(parser, eta=0.0, patch_size=7, seed=0)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> None:
+    paths = output_paths(args.output, 1, args.overwrite)
+    image = read_input(args)
+    result = upscale(image, args.factor, noise_level=args.noise_level, consistency=args.consistency, seed=args.seed,
+                     steps=args.steps, eta=args.eta, patch_size=args.patch_size, backend=args.backend,
+                     device=args.device, progress=not args.quiet)
+    save_all([result], paths, args.overwrite)
