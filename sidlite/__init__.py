@@ -27,3 +27,6 @@ from .apps.inpaint import inpaint, outpaint, rectangle_mask
 from .apps.edit import edit, harmonize, paste
 from .apps.upscale import upscale
 from .metrics import seam_error, symmetry_error
+from .apps.analogy import invert, structural_analogy
+from .apps.stylize import palette_style, stylize, texture_style
+from .guidance import Guidance, PaletteObjective, PatchStatsObjective

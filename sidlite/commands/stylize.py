@@ -1,0 +1,54 @@
+"""``sidlite stylize``: restyle an image by guided denoising, toward a text prompt (CLIP) or, without any
+weights, toward a palette image's colours or a texture image's patch statistics."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from ..apps.stylize import stylize
+from ..clip import DEFAULT_CLIP
+from ..errors import check
+from ..guidance import PaletteObjective, PatchStatsObjective
+from ._common import add_input, add_output, output_paths, positive_int, read_input, save_all
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("stylize", help="guided style: toward a text prompt (CLIP), a palette or a texture",
+                                   description="Invert INPUT a little with its own patch denoiser, then denoise it "
+                                               "back while guidance raises a score of the estimate.")
+    add_input(parser)
+    add_output(parser)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--prompt", help="text the result should match (needs CLIP weights)")
+    target.add_argument("--palette", metavar="IMAGE", help="weight-free: pull toward this image's colours")
+    target.add_argument("--texture", metavar="IMAGE", help="weight-free: pull toward this image's patch statistics")
+    parser.add_argument("--clip", default=DEFAULT_CLIP, metavar="MODEL",
+                        help=f"CLIP model id or local folder (default {DEFAULT_CLIP}); read offline from the cache")
+    parser.add_argument("--allow-download", action="store_true", help="let --clip fetch the model from the Hub")
+    parser.add_argument("--views", type=positive_int, default=16, help="augmented CLIP views per step (default 16)")
+    parser.add_argument("--noise-level", type=float, default=0.3, help="how far the input is inverted (default 0.3)")
+    parser.add_argument("--strength", type=float, default=1.0, help="guidance strength γ (default 1.0)")
+    parser.add_argument("--steps", type=positive_int, default=200, help="steps of the full schedule (default 200)")
+    parser.add_argument("--patch-size", type=positive_int, default=7, help="patch side P (default 7)")
+    parser.add_argument("--seed", type=int, default=10, help="random seed (default 10)")
+    parser.add_argument("--backend", default="auto", help="patch denoiser backend (default auto)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> None:
+    check(0 < args.noise_level <= 1, f"--noise-level must lie in (0, 1], got {args.noise_level}")
+    check(args.strength >= 0, f"--strength must be >= 0, got {args.strength}")
+    check(args.steps >= 2, f"--steps must be >= 2, got {args.steps}")
+    paths = output_paths(args.output, 1, args.overwrite)
+    image = read_input(args)
+    options = dict(noise_level=args.noise_level, strength=args.strength, steps=args.steps, patch_size=args.patch_size,
+                   seed=args.seed, backend=args.backend, device=args.device, progress=not args.quiet)
+    if args.prompt is not None:
+        out = stylize(image, prompt=args.prompt, clip_model=args.clip, allow_download=args.allow_download,
+                      num_views=args.views, **options)
+    else:
+        source = read_input(SimpleNamespace(input=args.palette or args.texture, max_side=None))
+        objective = PaletteObjective(source) if args.palette else PatchStatsObjective(source)
+        out = stylize(image, objective, **options)
+    save_all([out], paths, args.overwrite)
