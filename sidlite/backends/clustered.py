@@ -1,0 +1,178 @@
+"""Clustered (inverted-list) backends: each query searches only the lists nearest to x/α.
+
+Built once per dataset: k-means puts the N patches into about √N lists, stored contiguously list by
+list. A query x at (α, σ) probes the ``nprobe`` lists whose centroids are nearest to x/α; this is the
+same as the lists nearest to x among the scaled patches αy, because ‖x − α·y‖² = α²·‖x/α − y‖²
+(α² is common to every y, and k-means is scale-equivariant). So the search structure never changes
+with the noise level.
+
+``ClusteredBackend`` computes the softmax over the *union* of the probed lists exactly: the (query,
+list) pairs are sorted by list, each list's queries meet its patches in two dense matrix products
+(logits, then weights times patches), and the per-list partial results (max logit m, sum of
+exp(logit − m), weighted sum) are merged per query by log-sum-exp. With ``nprobe`` = number of lists it
+is the exact denoiser. ``TopKBackend`` keeps only the k candidates of largest weight among the probed
+lists (the paper's ANN, k = 5) and takes the softmax over those.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import check
+from ..runtime import make_generator
+from .base import PatchBackend
+from .kmeans import INITS, kmeans, nearest_centroids
+
+
+def default_nlist(num_patches: int) -> int:
+    """√N lists (rounded down, at least 1): the choice that balances the centroid and list searches."""
+    return max(1, math.isqrt(num_patches))
+
+
+class ClusteredBackend(PatchBackend):
+    """Softmax over the union of the ``nprobe`` nearest k-means lists, computed exactly.
+
+    Options: ``nprobe`` (lists probed per query; more lists, smaller error, more time), ``nlist``
+    (default √N), ``iters`` (Lloyd iterations), ``seed`` (the k-means generator's seed),
+    ``init`` ('kmeans++' or 'random'), ``train_per_list`` (training points per list),
+    ``max_pairs`` (query-list pairs per batch, bounding the partial results' memory).
+    """
+
+    name = "clustered"
+    exact = False
+
+    def __init__(self, dataset: torch.Tensor, nprobe: int = 8, nlist: int | None = None, iters: int = 8,
+                 seed: int = 0, init: str = "random", train_per_list: int = 64, max_pairs: int = 2 ** 17):
+        super().__init__(dataset)
+        n = self.num_patches
+        nlist = default_nlist(n) if nlist is None else nlist
+        check(isinstance(nlist, int) and 1 <= nlist <= n, f"nlist must be an integer in [1, N={n}], got {nlist}")
+        check(isinstance(nprobe, int) and nprobe >= 1, f"nprobe must be an integer >= 1, got {nprobe}")
+        check(isinstance(iters, int) and iters >= 0, f"iters must be an integer >= 0, got {iters}")
+        check(init in INITS, f"unknown k-means init {init!r}; choose one of: {', '.join(INITS)}")
+        check(isinstance(max_pairs, int) and max_pairs >= 1, f"max_pairs must be an integer >= 1, got {max_pairs}")
+        self.seed, self.iters, self.init = seed, iters, init
+        generator = make_generator(seed, dataset.device)
+        centroids, labels = kmeans(dataset, nlist, iters=iters, generator=generator, init=init,
+                                   train_per_list=train_per_list)
+        counts = torch.bincount(labels, minlength=nlist)
+        used = counts > 0  # a centroid that won no point after the final assignment is dropped
+        remap = torch.cumsum(used.long(), 0) - 1
+        self.labels = remap[labels]
+        self.centroids = centroids[used].to(dataset.dtype)
+        self.order = torch.argsort(self.labels, stable=True)  # sorted position -> dataset row
+        self.sorted = dataset[self.order].contiguous()
+        self.sq_norms = (self.sorted.double() ** 2).sum(1).to(dataset.dtype)
+        self.offsets = [0] + torch.cumsum(counts[used], 0).tolist()
+        self.nprobe = min(nprobe, self.nlist)
+        self.max_pairs = max_pairs
+
+    @property
+    def nlist(self) -> int:
+        return self.centroids.shape[0]
+
+    def list_sizes(self) -> torch.Tensor:
+        """Number of patches in each list."""
+        return torch.tensor(self.offsets).diff()
+
+    def probe(self, queries: torch.Tensor, alpha: float, nprobe: int | None = None) -> torch.Tensor:
+        """The (M, nprobe) lists nearest to each x/α, nearest first."""
+        # ‖x/α − c‖² ranks like ‖x − α·c‖²: scale the L centroids, not the M queries.
+        return nearest_centroids(queries, alpha * self.centroids, min(nprobe or self.nprobe, self.nlist))
+
+    def _segments(self, queries: torch.Tensor, alpha: float):
+        """The probe plan: (query of each pair in list order, [(pair start, pair end, list start, list end)])."""
+        nprobe = self.nprobe
+        lists = self.probe(queries, alpha).reshape(-1)
+        perm = torch.argsort(lists, stable=True)
+        counts = torch.bincount(lists, minlength=self.nlist).tolist()
+        segments, pos = [], 0
+        for index, count in enumerate(counts):
+            if count:
+                segments.append((pos, pos + count, self.offsets[index], self.offsets[index + 1]))
+                pos += count
+        return perm // nprobe, segments
+
+    @torch.no_grad()
+    def _denoise(self, queries, alpha, sigma):
+        out = torch.empty_like(queries)
+        chunk = max(1, self.max_pairs // self.nprobe)
+        for start in range(0, queries.shape[0], chunk):
+            out[start:start + chunk] = self._denoise_chunk(queries[start:start + chunk], alpha, sigma)
+        return out
+
+    def _denoise_chunk(self, x, alpha, sigma):
+        query_of, segments = self._segments(x, alpha)
+        pairs, dim = query_of.shape[0], self.dim
+        scale = alpha / sigma ** 2
+        bias = self.sq_norms * (-(alpha ** 2) / (2 * sigma ** 2))
+        maxes = x.new_empty(pairs)
+        sums = x.new_empty(pairs)
+        partial = x.new_empty(pairs, dim)
+        for p0, p1, a, b in segments:
+            values = self.sorted[a:b]
+            logits = torch.addmm(bias[a:b], x.index_select(0, query_of[p0:p1]), values.T, alpha=scale)
+            top = logits.amax(1, keepdim=True)
+            weights = logits.sub_(top).exp_()
+            maxes[p0:p1] = top[:, 0]
+            sums[p0:p1] = weights.sum(1)
+            torch.mm(weights, values, out=partial[p0:p1])
+        # Log-sum-exp merge of each query's nprobe partial results.
+        best = x.new_full((x.shape[0],), -math.inf).scatter_reduce_(0, query_of, maxes, "amax")
+        factor = torch.exp(maxes - best[query_of])
+        numer = torch.zeros_like(x).index_add_(0, query_of, partial.mul_(factor[:, None]))
+        denom = x.new_zeros(x.shape[0]).index_add_(0, query_of, sums * factor)
+        return numer / denom[:, None]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(N={self.num_patches}, D={self.dim}, nlist={self.nlist}, nprobe={self.nprobe})"
+
+
+class TopKBackend(ClusteredBackend):
+    """The paper's ANN denoiser: softmax over the ``k`` nearest patches among the probed lists (k = 5).
+
+    The weights are exact given the candidates; the search only ranks (by ‖x − α·y‖², which does not
+    depend on σ). When the probed lists hold fewer than k patches in all, the softmax is over those.
+    """
+
+    name = "topk"
+
+    def __init__(self, dataset: torch.Tensor, k: int = 5, nprobe: int = 2, **options):
+        check(isinstance(k, int) and k >= 1, f"k must be an integer >= 1, got {k}")
+        super().__init__(dataset, nprobe=nprobe, **options)
+        self.k = min(k, self.num_patches)
+
+    def _candidates(self, x, alpha, sigma):
+        """The k largest logits among each query's probed lists, (M, k), and their sorted positions."""
+        query_of, segments = self._segments(x, alpha)
+        k, pairs = self.k, query_of.shape[0]
+        scale = alpha / sigma ** 2
+        bias = self.sq_norms * (-(alpha ** 2) / (2 * sigma ** 2))
+        logits = x.new_full((pairs, k), -math.inf)
+        index = torch.zeros(pairs, k, dtype=torch.long, device=x.device)
+        for p0, p1, a, b in segments:
+            scores = torch.addmm(bias[a:b], x.index_select(0, query_of[p0:p1]), self.sorted[a:b].T, alpha=scale)
+            top = scores.topk(min(k, b - a), dim=1)
+            logits[p0:p1, :top.values.shape[1]] = top.values
+            index[p0:p1, :top.values.shape[1]] = top.indices + a
+        # Gather each query's nprobe·k candidates (pairs are in list order) and keep the best k.
+        by_query = torch.argsort(query_of, stable=True)
+        logits = logits[by_query].view(x.shape[0], -1)
+        index = index[by_query].view(x.shape[0], -1)
+        best = logits.topk(k, dim=1)
+        return best.values, index.gather(1, best.indices)
+
+    def _denoise_chunk(self, x, alpha, sigma):
+        logits, index = self._candidates(x, alpha, sigma)
+        weights = torch.softmax(logits, dim=1)
+        return torch.bmm(weights[:, None, :], self.sorted[index])[:, 0]
+
+    @torch.no_grad()
+    def neighbours(self, queries: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        """Dataset rows (M, k) of the k probed patches nearest to each x/α, nearest first (for checks).
+
+        Candidates that do not exist (fewer than k in the probed lists) are -1, as in FAISS.
+        """
+        logits, index = self._candidates(queries, alpha, 1.0)
+        return torch.where(torch.isfinite(logits), self.order[index], -1)

@@ -1,0 +1,77 @@
+"""Seeded k-means in torch (CPU or CUDA): the inverted lists of the clustered backend.
+
+Every distance is ‖x‖² − 2·x·c + ‖c‖² with the cross term as one matrix product, so a Lloyd iteration
+is a GEMM plus a scatter-add. Centroids are trained on a random subset of ``train_per_list`` points
+per list (as FAISS does with 256), then every point is assigned to its nearest centroid.
+All randomness goes through the given ``torch.Generator``: the same seed gives the same lists.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import check
+
+INITS = ("kmeans++", "random")
+
+
+def nearest_centroids(points: torch.Tensor, centroids: torch.Tensor, count: int = 1,
+                      chunk: int = 16384) -> torch.Tensor:
+    """Indices (M, count) of the ``count`` nearest centroids of each point, nearest first."""
+    sq_norms = (centroids.float() ** 2).sum(1)
+    out = []
+    for start in range(0, points.shape[0], chunk):
+        # ‖x‖² is the same for every centroid, so it is left out of the ranking.
+        scores = torch.addmm(sq_norms, points[start:start + chunk].float(), centroids.float().T, alpha=-2.0)
+        out.append(scores.topk(count, dim=1, largest=False).indices if count > 1 else scores.argmin(1, keepdim=True))
+    return torch.cat(out)
+
+
+def _kmeans_pp(points: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding: each new centre is drawn with probability proportional to D(x)²."""
+    sq_norms = (points ** 2).sum(1)
+    first = torch.randint(points.shape[0], (1,), generator=generator, device=points.device)
+    centres = [points[first[0]]]
+    dist = (sq_norms - 2 * points @ centres[0] + sq_norms[first[0]]).clamp_min(0)
+    for _ in range(1, k):
+        total = dist.sum()
+        if total <= 0:  # fewer distinct points than lists: repeat one, Lloyd's reseeding handles it
+            pick = torch.randint(points.shape[0], (1,), generator=generator, device=points.device)
+        else:
+            pick = torch.multinomial(dist / total, 1, generator=generator)
+        c = points[pick[0]]
+        centres.append(c)
+        dist = torch.minimum(dist, (sq_norms - 2 * points @ c + sq_norms[pick[0]]).clamp_min(0))
+    return torch.stack(centres)
+
+
+def kmeans(data: torch.Tensor, num_lists: int, *, iters: int = 8, generator: torch.Generator,
+           init: str = "random", train_per_list: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centroids (L, D) and the list of every row of ``data`` (N,), after ``iters`` Lloyd iterations.
+
+    Lists that empty during training are re-seeded with a random training point, so all L centroids
+    stay in use on the training set.
+    """
+    check(init in INITS, f"unknown k-means init {init!r}; choose one of: {', '.join(INITS)}")
+    n = data.shape[0]
+    check(1 <= num_lists <= n, f"the number of lists must lie in [1, N={n}], got {num_lists}")
+    check(iters >= 0 and train_per_list >= 1, "k-means needs iters >= 0 and train_per_list >= 1")
+    points = data.float()
+    train_size = min(n, num_lists * train_per_list)
+    if train_size < n:
+        points = points[torch.randperm(n, generator=generator, device=data.device)[:train_size]]
+    if init == "kmeans++":
+        # The seeding is sequential in L; on a subset it costs little and still spreads the centres.
+        seed_set = points[:min(train_size, 16 * num_lists)]
+        centroids = _kmeans_pp(seed_set, num_lists, generator)
+    else:
+        centroids = points[torch.randperm(train_size, generator=generator, device=data.device)[:num_lists]].clone()
+    for _ in range(iters):
+        labels = nearest_centroids(points, centroids)[:, 0]
+        counts = torch.bincount(labels, minlength=num_lists)
+        sums = torch.zeros_like(centroids).index_add_(0, labels, points)
+        filled = counts > 0
+        centroids[filled] = sums[filled] / counts[filled, None].to(sums.dtype)
+        empty = int((~filled).sum())
+        if empty:
+            centroids[~filled] = points[torch.randint(train_size, (empty,), generator=generator, device=data.device)]
+    return centroids, nearest_centroids(data, centroids)[:, 0]
