@@ -12,6 +12,7 @@ cache; nothing is downloaded unless asked.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import torch
@@ -27,6 +28,18 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 TEMPLATES = ("{}.", "a {}.", "{}!", "{}...", "the {}.", "photo of {}.", "a photo of {}.",
              "high quality photo of {}.", "a picture of {}.", "an image of {}.", "a rendering of {}.",
              "a close-up photo of {}.", "a detailed picture of {}.", "a beautiful image of {}.")
+
+
+def clip_available(model: str = DEFAULT_CLIP) -> bool:
+    """Whether :func:`load_clip` can find ``model`` offline: a local folder with a config, or a snapshot in
+    the Hugging Face cache. Cheap: it only looks at the file system (no ``transformers`` import)."""
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        return (folder / "config.json").is_file()
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface")), "hub")
+    snapshots = Path(hub) / f"models--{model.replace('/', '--')}" / "snapshots"
+    return snapshots.is_dir() and any((snap / "config.json").exists() for snap in snapshots.iterdir())
 
 
 def load_clip(model: str = DEFAULT_CLIP, device: str | torch.device = "cpu", allow_download: bool = False):

@@ -120,16 +120,18 @@ class PaletteObjective:
         return -soft_min.mean()
 
 
-def kmeans_colours(pixels: torch.Tensor, k: int, generator: torch.Generator, iters: int = 20) -> torch.Tensor:
-    """k-means centres of (N, C) pixel rows (k-means++-free: k distinct random pixels as the start)."""
+def kmeans_colours(pixels: torch.Tensor, k: int, generator: torch.Generator, iters: int = 20,
+                   max_pixels: int = 8192) -> torch.Tensor:
+    """k-means centres of (N, C) pixel rows: k distinct random pixels to start, Lloyd iterations after,
+    on at most ``max_pixels`` randomly chosen rows."""
+    pixels = pixels[torch.randperm(pixels.shape[0], generator=generator)[:max_pixels]]
     k = min(k, pixels.shape[0])
-    centres = pixels[torch.randperm(pixels.shape[0], generator=generator)[:k]].clone()
+    centres = pixels[:k].clone()
     for _ in range(iters):
         assign = torch.cdist(pixels, centres).argmin(1)
-        for j in range(k):
-            members = pixels[assign == j]
-            if len(members):
-                centres[j] = members.mean(0)
+        sums = torch.zeros_like(centres).index_add_(0, assign, pixels)
+        counts = torch.bincount(assign, minlength=k).to(pixels.dtype)[:, None]
+        centres = torch.where(counts > 0, sums / counts.clamp_min(1), centres)
     return centres
 
 

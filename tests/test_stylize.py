@@ -7,7 +7,7 @@ import torch
 
 import sidlite
 from sidlite.cli import main
-from sidlite.clip import (ClipObjective, augment_views, colour_jitter, load_clip, random_affine,
+from sidlite.clip import (ClipObjective, augment_views, clip_available, colour_jitter, load_clip, random_affine,
                           random_perspective, view_size)
 from sidlite.errors import SidliteError
 from sidlite.guidance import (Guidance, PaletteObjective, PatchStatsObjective, guided_step, score_gradient,
@@ -183,6 +183,17 @@ def test_loader_reads_a_local_folder_frozen_in_float32(tiny_clip):
     assert not model.training and all(not p.requires_grad for p in model.parameters())
     assert next(model.parameters()).dtype == torch.float32
     assert tokenizer("a cat")["input_ids"][0] == 0
+
+
+def test_clip_available_looks_at_folders_and_the_cache(tiny_clip, tmp_path, monkeypatch):
+    assert clip_available(str(tiny_clip))
+    assert not clip_available(str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert not clip_available("openai/clip-vit-base-patch32")
+    snapshot = tmp_path / "hub" / "models--openai--clip-vit-base-patch32" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    assert clip_available("openai/clip-vit-base-patch32")
 
 
 def test_missing_model_is_a_clear_offline_error():

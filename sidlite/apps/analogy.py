@@ -103,15 +103,16 @@ def structural_analogy(structure, style, *, noise_level: float | None = 0.5, pat
 
 
 def demo(folder: Path) -> tuple[str, str, list[str]]:
-    """The astronaut's layout drawn in brick, at a lower and a higher noise level (fast, small)."""
+    """The coffee photo's layout drawn with the astronaut photo's patches, at two noise levels (fast, small)."""
     from ..examples import example_image
     from ..image_io import save_image
 
-    structure, style = example_image("astronaut", 96), example_image("brick", 96)
+    structure, style = example_image("coffee", 96), example_image("astronaut", 96)
     files = [save_image(structure, folder / "analogy_structure.png", overwrite=True).name,
              save_image(style, folder / "analogy_style.png", overwrite=True).name]
-    for level in (0.3, 0.6):
-        out = structural_analogy(structure, style, noise_level=level, patch_size=7, steps=(5, 5, 20), progress=False)
+    for level in (0.3, 0.8):
+        out = structural_analogy(structure, style, noise_level=level, patch_size=5, steps=(3, 3, 15),
+                                 output_short_side=64, progress=False)
         files.append(save_image(out, folder / f"analogy_noise{level}.png", overwrite=True).name)
-    return ("Structural analogy", "astronaut (structure) in the patches of brick (style), P = 7, "
-            "T = [5, 5, 20], noise levels 0.3 and 0.6", files)
+    return ("Structural analogy", "coffee (structure) drawn with the patches of astronaut (style); P = 5, "
+            "T = [3, 3, 15], output short side 64, noise levels 0.3 and 0.8", files)
