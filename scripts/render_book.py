@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import html
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ import nbformat
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
@@ -53,6 +55,12 @@ def set_mode(fast: bool) -> None:
         os.environ.pop("SIDLITE_FAST", None)
 
 
+def _last_error_line(error: Exception) -> str:
+    """The last non-empty line of an execution error (the exception and its message), without colours."""
+    lines = [line for line in ANSI.sub("", str(error)).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(error).__name__
+
+
 def render(path: Path, output: Path, timeout: int) -> tuple[str, float]:
     """Execute one chapter in its own folder and write its HTML; returns (title, seconds)."""
     notebook = nbformat.read(path, as_version=4)
@@ -61,8 +69,10 @@ def render(path: Path, output: Path, timeout: int) -> tuple[str, float]:
     try:
         executor.preprocess(notebook, {"metadata": {"path": str(path.parent)}})
     except CellExecutionError as error:
-        last = [line for line in str(error).strip().splitlines() if line.strip()][-1:]
-        raise SystemExit(f"error: chapter {path.name} failed: {' '.join(last)}\n"
+        failed = next((i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"
+                       and any(out.get("output_type") == "error" for out in cell.get("outputs", []))), None)
+        where = f" in cell {failed}" if failed is not None else ""
+        raise SystemExit(f"error: chapter {path.name} failed{where}: {_last_error_line(error)}\n"
                          f"run it alone to see the cell: jupyter lab {path}") from None
     seconds = time.perf_counter() - start
     exporter = HTMLExporter(embed_images=True)
@@ -73,7 +83,7 @@ def render(path: Path, output: Path, timeout: int) -> tuple[str, float]:
 
 def write_index(output: Path, entries: list[tuple[str, str, float]], fast: bool) -> Path:
     """index.html: one link per chapter with its title and run time."""
-    items = "\n".join(f'<li><a href="{html.escape(stem)}.html">{html.escape(stem[:2])} — {html.escape(title)}</a>'
+    items = "\n".join(f'<li><a href="{html.escape(stem)}.html">{html.escape(title)}</a>'
                       f" <small>({seconds:.0f} s)</small></li>" for stem, title, seconds in entries)
     mode = "fast mode (small sizes, as in CI)" if fast else "full mode"
     page = (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>sidlite: the book</title></head>\n"

@@ -163,3 +163,23 @@ def test_student_copy_of_the_real_book_blanks_every_solution(tmp_path):
                 assert after.source == student.PLACEHOLDER
             else:
                 assert after.source == before.source
+
+
+def test_render_book_writes_html_and_index_and_names_a_failing_chapter(tmp_path, monkeypatch):
+    render = _script("render_book")
+    for key in [*render.OFFLINE, "MPLBACKEND", "SIDLITE_FAST"]:
+        monkeypatch.setenv(key, "unchanged")  # restored after the test, whatever set_mode does
+    book = tmp_path / "book"
+    book.mkdir()
+    good = [nbformat.v4.new_markdown_cell("# 00 · A good chapter"),
+            nbformat.v4.new_code_cell("import os\nimport matplotlib.pyplot as plt\n"
+                                      "assert os.environ['SIDLITE_FAST'] == '1'\nplt.plot([0, 1]); plt.show()")]
+    nbformat.write(nbformat.v4.new_notebook(cells=good), book / "00-good.ipynb")
+    assert render.main(["--book", str(book), "--output", str(tmp_path / "html"), "--fast"]) == 0
+    assert "data:image/png;base64" in (tmp_path / "html" / "00-good.html").read_text()
+    index = (tmp_path / "html" / "index.html").read_text()
+    assert 'href="00-good.html"' in index and "A good chapter" in index
+    bad = [nbformat.v4.new_code_cell("raise ValueError('broken on purpose')")]
+    nbformat.write(nbformat.v4.new_notebook(cells=bad), book / "01-bad.ipynb")
+    with pytest.raises(SystemExit, match=r"01-bad\.ipynb failed in cell 0: ValueError: broken on purpose"):
+        render.main(["--book", str(book), "--output", str(tmp_path / "html"), "--fast", "--only", "01"])
