@@ -30,3 +30,4 @@ from .metrics import seam_error, symmetry_error
 from .apps.analogy import invert, structural_analogy
 from .apps.stylize import palette_style, stylize, texture_style
 from .guidance import Guidance, PaletteObjective, PatchStatsObjective
+from .codecs import BlockPCACodec, VAECodec, load_vae
