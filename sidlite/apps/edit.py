@@ -92,11 +92,11 @@ def harmonize(image, piece, top: int, left: int, **options) -> torch.Tensor:
 
 def demo(folder):
     """Gallery entry: a piece of the image pasted elsewhere, naive and harmonized."""
-    image = demo_image(96)
+    image = demo_image(80)
     height, width = image.shape[1:]
     piece = image[:, height // 2:height // 2 + height // 4, :width // 4].flip(-1) * 0.6  # a darker, flipped crop
     edited, mask = paste(image, piece, height // 8, width // 2)
     save_image(edited, folder / "edit_pasted.png", overwrite=True)
-    save_image(edit(image, edited, mask, patch_size=7, steps=8, progress=False), folder / "edit_harmonized.png", overwrite=True)
+    save_image(edit(image, edited, mask, patch_size=7, steps=6, progress=False), folder / "edit_harmonized.png", overwrite=True)
     return ("Editing and harmonization", "a darkened crop pasted in (left), re-noised to 0.5 from the second-finest "
-            "level and denoised with the image's patches (right); P = 7, T = 8", ["edit_pasted.png", "edit_harmonized.png"])
+            "level and denoised with the image's patches (right); P = 7, T = 6", ["edit_pasted.png", "edit_harmonized.png"])

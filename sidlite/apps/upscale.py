@@ -98,10 +98,10 @@ def upscale(image, factor: float = 2.0, *, seed: int = 0, steps: int = 10, eta: 
 
 def demo(folder):
     """Gallery entry: a small image enlarged 4×, beside the cubic enlargement."""
-    image = demo_image(48)
+    image = demo_image(40)
     size = (image.shape[1] * 4, image.shape[2] * 4)
-    save_image(upscale(image, 4, steps=8, progress=False), folder / "upscale_4x.png", overwrite=True)
+    save_image(upscale(image, 4, steps=6, progress=False), folder / "upscale_4x.png", overwrite=True)
     save_image(resize(image, size), folder / "upscale_cubic_4x.png", overwrite=True)
     save_image(image, folder / "upscale_input.png", overwrite=True)
-    return ("Super-resolution", "a 48-px image enlarged 4x with its own patches (P = 7, T = 8), beside the cubic "
+    return ("Super-resolution", "a 40-px image enlarged 4x with its own patches (P = 7, T = 6), beside the cubic "
             "enlargement", ["upscale_input.png", "upscale_4x.png", "upscale_cubic_4x.png"])
