@@ -220,9 +220,14 @@ class ClipObjective:
         """L for a [0, 1] image (3, H, W)."""
         views = augment_views(image01.to(self.device, torch.float32), self.num_views, self.generator,
                               self.size, self.max_size, self.affine_fill)
-        interpolate = tuple(views.shape[-2:]) != (self.size, self.size)
-        embedded = _features(self.model.get_image_features(pixel_values=(views - self.mean) / self.std,
-                                                           interpolate_pos_encoding=interpolate))
+        # views that are not size x size need the positional embedding resampled (bicubic, inside transformers)
+        extra = {} if tuple(views.shape[-2:]) == (self.size, self.size) else {"interpolate_pos_encoding": True}
+        try:
+            embedded = self.model.get_image_features(pixel_values=(views - self.mean) / self.std, **extra)
+        except TypeError:
+            raise SidliteError("this transformers version cannot resample CLIP's positional embedding for "
+                               "non-square views; upgrade transformers (pip install -U transformers)") from None
+        embedded = _features(embedded)
         embedded = F.normalize(embedded, dim=-1)
         count = int(torch.randint(1, len(self.text) + 1, (), generator=self.generator))
         chosen = self.text[torch.randint(0, len(self.text), (count,), generator=self.generator)]
