@@ -127,6 +127,11 @@ def test_symmetric_in_a_latent_is_mirrored_after_decoding(cat):
     assert torch.equal(out, out.flip(-1))
 
 
+def test_symmetric_output_size_in_a_latent(cat):
+    out = sidlite.symmetric(cat, (30, 50), latent=SpaceToDepth(), patch_size=3, steps=3, progress=False)
+    assert out.shape == (3, 30, 50) and torch.equal(out, out.flip(-1))
+
+
 def test_symmetric_rejects_a_wrong_source(cat):
     with pytest.raises(SidliteError, match="copies from 'top' or 'bottom'"):
         sidlite.symmetric(cat, axis="vertical", source="left", **FAST)
@@ -160,6 +165,20 @@ def test_outpaint_extends_and_keeps_the_image(cat):
     out = sidlite.outpaint(cat, left=6, right=4, top=3, **FAST)
     assert out.shape == (3, cat.shape[1] + 3, cat.shape[2] + 10)
     assert torch.equal(out[:, 3:, 6:6 + cat.shape[2]], cat)
+
+
+def test_mask_file_drawn_at_full_size_is_resized(tmp_path):
+    full = sidlite.example_image("chelsea", 80)
+    hole = sidlite.rectangle_mask(tuple(full.shape[1:]), 20, 30, 16, 16)
+    sidlite.save_image((hole.float() * 2 - 1)[None].expand(3, -1, -1), tmp_path / "mask.png")
+    args = ["inpaint", "example:chelsea", "--max-side", "40", "--patch-size", "5", "--steps", "3", "--quiet"]
+    assert main([*args, "--mask", str(tmp_path / "mask.png"), "-o", str(tmp_path / "out.png")]) == 0
+    small = sidlite.example_image("chelsea", 40)
+    out = sidlite.load_image(tmp_path / "out.png")
+    assert float((out - small)[:, :8].abs().max()) < 1 / 127  # rows far from the hole: the input, up to 8-bit rounding
+    sidlite.save_image(torch.ones(3, 40, 40), tmp_path / "square.png")
+    with pytest.raises(SidliteError, match="not the shape"):
+        sidlite.inpaint(small, tmp_path / "square.png", **FAST)
 
 
 def test_region_pyramid_is_the_mask_at_the_finest_level():

@@ -1,4 +1,4 @@
-"""Plumbing the pixel applications share: argument checks, the working space, masks, level results.
+"""Plumbing the applications share: argument checks, the working space (pixels or a latent), masks.
 
 Nothing here samples; each application module owns its hooks and its public function.
 """
@@ -38,10 +38,12 @@ def encode(image, latent) -> tuple[Codec, torch.Tensor]:
 
 
 def space_size(size: tuple[int, int] | None, codec: Codec) -> tuple[int, int] | None:
-    """An output size in pixels as a size in the codec's cells."""
+    """An output size in pixels as a size in the codec's cells (the codec's own cropping rule)."""
     if size is None:
         return None
-    return tuple(max(1, v // codec.factor) for v in check_size(size))
+    cells = codec.latent_shape(check_size(size))
+    check(min(cells) >= 1, f"the output size {size} is smaller than one {codec.factor}x{codec.factor} latent cell")
+    return cells
 
 
 def decode(codec: Codec, latent: torch.Tensor, periodic: bool = False) -> torch.Tensor:
@@ -53,9 +55,18 @@ def decode(codec: Codec, latent: torch.Tensor, periodic: bool = False) -> torch.
 
 
 def as_mask(mask, shape: tuple[int, int], what: str = "mask") -> torch.Tensor:
-    """A boolean (H, W) mask from a tensor, an array or an image file (white or any non-black pixel = True)."""
+    """A boolean (H, W) mask from a tensor, an array or an image file (pixels lighter than mid-grey are True).
+
+    A file of another size but the same aspect ratio (say, drawn on the full-size photo before
+    ``--max-side`` shrank it) is resized to ``shape``.
+    """
     if isinstance(mask, (str, Path)):
-        mask = load_image(mask).mean(0) > 0.0  # [-1, 1] image: brighter than mid-grey
+        grey = load_image(mask).mean(0, keepdim=True)
+        height, width = grey.shape[-2:]
+        check(abs(height / width - shape[0] / shape[1]) < 0.02 * shape[0] / shape[1],
+              f"the {what} file is {height}x{width}, not the shape of the {shape[0]}x{shape[1]} image; "
+              f"draw it on the same image")
+        mask = resize(grey, tuple(shape))[0] > 0.0  # [-1, 1]: lighter than mid-grey
     if isinstance(mask, np.ndarray):
         mask = torch.from_numpy(mask)
     check(isinstance(mask, torch.Tensor), f"a {what} is an (H, W) array, tensor or image file, got {type(mask).__name__}")

@@ -47,7 +47,8 @@ class KnownRegionDenoiser(ImageDenoiser):
         self.rho = rho
         self.query_stride = 1
         inside = extract_patches(known[None].to(image.dtype), patch_size).amin(1) > 0
-        check(bool(inside.any()), "the hole touches every patch")
+        check(bool(inside.any()),
+              f"no {patch_size}x{patch_size} patch lies wholly outside the hole; use a smaller hole or patch size")
         self.backend = make_backend(backend, extract_patches(image, patch_size)[inside], **backend_options)
 
 

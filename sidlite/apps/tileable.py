@@ -32,7 +32,8 @@ from ._shared import check_sampling, decode, demo_image, encode, space_size
 DIRECTIONS = ("both", "horizontal", "vertical")
 
 
-def shift_masks(height: int, width: int, direction: str = "both", num_shifts: int = 4) -> list[tuple[tuple[int, int], torch.Tensor]]:
+def shift_masks(height: int, width: int, direction: str = "both",
+                num_shifts: int = 4) -> list[tuple[tuple[int, int], torch.Tensor]]:
     """The (row shift, column shift) of every denoiser call and the (H, W) weight of its estimate."""
     check(direction in DIRECTIONS, f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     check(num_shifts in (3, 4), f"num_shifts must be 3 (the paper) or 4 (the official default), got {num_shifts}")
