@@ -199,7 +199,10 @@ def test_attention_dtype_and_head_dim():
     x = noisy_queries(DATA, 0.5, 0.5)
     exact = make_backend("exact", DATA).denoise(x, 0.5, 0.5)
     fp32 = make_backend("attention", DATA)
-    bf16 = make_backend("attention", DATA, dtype=torch.bfloat16)
+    bf16 = make_backend("attention", DATA, dtype="bfloat16")
+    assert bf16.dtype == torch.bfloat16
+    with pytest.raises(SidliteError, match="dtype"):
+        make_backend("attention", DATA, dtype="fp8")
     assert torch.allclose(fp32.denoise(x, 0.5, 0.5), exact, atol=1e-5)
     out = bf16.denoise(x, 0.5, 0.5)
     assert out.dtype == torch.float32 and (out - exact).abs().max() < 0.1

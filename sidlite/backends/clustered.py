@@ -118,6 +118,8 @@ class ClusteredBackend(PatchBackend):
             maxes[p0:p1] = top[:, 0]
             sums[p0:p1] = weights.sum(1)
             torch.mm(weights, values, out=partial[p0:p1])
+        if self.nprobe == 1:  # one list per query: its partial result is the answer
+            return torch.empty_like(x).index_copy_(0, query_of, partial.div_(sums[:, None]))
         # Log-sum-exp merge of each query's nprobe partial results.
         best = x.new_full((x.shape[0],), -math.inf).scatter_reduce_(0, query_of, maxes, "amax")
         factor = torch.exp(maxes - best[query_of])
