@@ -63,7 +63,7 @@ class ClusteredBackend(PatchBackend):
         self.centroids = centroids[used].to(dataset.dtype)
         self.order = torch.argsort(self.labels, stable=True)  # sorted position -> dataset row
         self.sorted = dataset[self.order].contiguous()
-        self.sq_norms = (self.sorted.double() ** 2).sum(1).to(dataset.dtype)
+        self.sq_norms = (self.sorted * self.sorted).sum(1)
         self.offsets = [0] + torch.cumsum(counts[used], 0).tolist()
         self.nprobe = min(nprobe, self.nlist)
         self.max_pairs = max_pairs
@@ -96,8 +96,10 @@ class ClusteredBackend(PatchBackend):
 
     @torch.no_grad()
     def _denoise(self, queries, alpha, sigma):
-        out = torch.empty_like(queries)
         chunk = max(1, self.max_pairs // self.nprobe)
+        if queries.shape[0] <= chunk:
+            return self._denoise_chunk(queries, alpha, sigma)
+        out = torch.empty_like(queries)
         for start in range(0, queries.shape[0], chunk):
             out[start:start + chunk] = self._denoise_chunk(queries[start:start + chunk], alpha, sigma)
         return out
@@ -110,9 +112,10 @@ class ClusteredBackend(PatchBackend):
         maxes = x.new_empty(pairs)
         sums = x.new_empty(pairs)
         partial = x.new_empty(pairs, dim)
+        grouped = x.index_select(0, query_of)  # the queries in list order: one gather, then slices
         for p0, p1, a, b in segments:
             values = self.sorted[a:b]
-            logits = torch.addmm(bias[a:b], x.index_select(0, query_of[p0:p1]), values.T, alpha=scale)
+            logits = torch.addmm(bias[a:b], grouped[p0:p1], values.T, alpha=scale)
             top = logits.amax(1, keepdim=True)
             weights = logits.sub_(top).exp_()
             maxes[p0:p1] = top[:, 0]
@@ -153,8 +156,9 @@ class TopKBackend(ClusteredBackend):
         bias = self.sq_norms * (-(alpha ** 2) / (2 * sigma ** 2))
         logits = x.new_full((pairs, k), -math.inf)
         index = torch.zeros(pairs, k, dtype=torch.long, device=x.device)
+        grouped = x.index_select(0, query_of)
         for p0, p1, a, b in segments:
-            scores = torch.addmm(bias[a:b], x.index_select(0, query_of[p0:p1]), self.sorted[a:b].T, alpha=scale)
+            scores = torch.addmm(bias[a:b], grouped[p0:p1], self.sorted[a:b].T, alpha=scale)
             top = scores.topk(min(k, b - a), dim=1)
             logits[p0:p1, :top.values.shape[1]] = top.values
             index[p0:p1, :top.values.shape[1]] = top.indices + a
