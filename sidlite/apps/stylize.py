@@ -85,7 +85,7 @@ def demo(folder: Path) -> tuple[str, str, list[str]]:
     from ..image_io import save_image
 
     image, palette = example_image("chelsea", 96), example_image("coffee", 96)
-    out = palette_style(image, palette, steps=20, progress=False)
+    out = palette_style(image, palette, steps=20, backend="attention", progress=False)
     files = [save_image(image, folder / "stylize_input.png", overwrite=True).name,
              save_image(palette, folder / "stylize_palette.png", overwrite=True).name,
              save_image(out, folder / "stylize_palette_result.png", overwrite=True).name]
