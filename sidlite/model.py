@@ -1,6 +1,7 @@
 """The image as the model: its pyramid, one patch denoiser per level, and unconditional generation."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -94,25 +95,40 @@ class SingleImageModel:
         return f"SingleImageModel(P={self.patch_size}, levels=[{levels}], backend={self.denoisers[0].backend.name})"
 
 
+#: The paper's presets: pixel space (uncond/pixel_exact) and latent space (uncond/latent_exact).
+PRESETS = {
+    "pixels": dict(patch_size=15, eta=0.0, rho=0.2),
+    "latent": dict(patch_size=7, eta=1.0, rho=math.inf),
+}
+
+
 def generate(image, num_samples: int = 1, *, seed: int = 10, size: Sequence[int] | None = None,
-             steps: int = 10, eta: float = 0.0, patch_size: int = 15, num_scales: int | str = "auto",
-             min_short_side: int | None = None, rho: float = 0.2, sigma_min: float = 1e-4,
-             backend: str = "auto", device: str = "cpu", latent=None, progress: bool = True,
-             **backend_options) -> torch.Tensor:
+             steps: int = 10, eta: float | None = None, patch_size: int | None = None,
+             num_scales: int | str = "auto", min_short_side: int | None = None, rho: float | None = None,
+             sigma_min: float = 1e-4, backend: str = "auto", device: str = "cpu", latent=None,
+             progress: bool = True, **backend_options) -> torch.Tensor:
     """Unconditional samples from one image, as a (num_samples, 3, H, W) tensor in [-1, 1].
 
-    Sample i uses seed + i. Defaults follow the paper's pixel preset (P = 15, T = 10, η = 0, ρ = 0.2).
-    ``latent`` picks the space the sampler works in (see :func:`sidlite.codecs.get_codec`); ``size`` is
-    always in pixels.
+    Sample i uses seed + i. Settings left as None follow the paper's preset for the space: in pixels
+    P = 15, η = 0, ρ = 0.2 (coarsest short side 1.6·P); in a latent (``latent`` = 'pca', 'vae:…', see
+    :func:`sidlite.codecs.get_codec`) P = 7, η = 1, ρ = ∞ (coarsest short side 2·P). ``size`` is always
+    in pixels.
     """
     check(isinstance(num_samples, int) and num_samples >= 1, f"the number of samples must be >= 1, got {num_samples}")
     check(isinstance(steps, int) and steps >= 1, f"steps must be an integer >= 1, got {steps}")
-    check(0.0 <= eta <= 1.0, f"eta must lie in [0, 1], got {eta}")
     image = as_image(image)
     codec = get_codec(latent, image)
+    preset = PRESETS["latent" if codec.factor > 1 else "pixels"]
+    patch_size = preset["patch_size"] if patch_size is None else patch_size
+    eta = preset["eta"] if eta is None else eta
+    rho = preset["rho"] if rho is None else rho
+    check(0.0 <= eta <= 1.0, f"eta must lie in [0, 1], got {eta}")
+    if min_short_side is None and codec.factor > 1 and num_scales == "auto":
+        min_short_side = 2 * patch_size
     space = codec.encode(image)
     if size is not None and codec.factor > 1:
-        size = tuple(max(1, int(v) // codec.factor) for v in _check_size(size))
+        size = codec.latent_shape(_check_size(size))
+        check(min(size) >= 1, f"the output size is smaller than one {codec.multiple}-pixel latent block")
     model = SingleImageModel(space, patch_size, num_scales, min_short_side, size, backend, rho, device, **backend_options)
     samples = [codec.decode(model.sample(seed + i, steps, eta, sigma_min, progress=progress).image)
                for i in range(num_samples)]

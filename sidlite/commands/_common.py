@@ -32,12 +32,16 @@ def add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
-def add_sampling(parser: argparse.ArgumentParser, *, steps: int = 10, eta: float = 0.0, patch_size: int = 15,
-                 seed: int = 10) -> None:
+def add_sampling(parser: argparse.ArgumentParser, *, steps: int = 10, eta: float | None = 0.0,
+                 patch_size: int | None = 15, seed: int = 10) -> None:
+    """Sampling options; a default of None means "the preset of the space" (pixels or latent)."""
+    def default(value):
+        return "the space's preset" if value is None else value
+
     parser.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
     parser.add_argument("--steps", type=int, default=steps, help=f"denoising steps per scale (default {steps})")
-    parser.add_argument("--eta", type=float, default=eta, help=f"stochasticity in [0, 1] (default {eta})")
-    parser.add_argument("--patch-size", type=int, default=patch_size, help=f"patch side P (default {patch_size})")
+    parser.add_argument("--eta", type=float, default=eta, help=f"stochasticity in [0, 1] (default {default(eta)})")
+    parser.add_argument("--patch-size", type=int, default=patch_size, help=f"patch side P (default {default(patch_size)})")
     parser.add_argument("--backend", default="auto", help=f"patch denoiser: auto | {' | '.join(BACKENDS)} (default auto)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
