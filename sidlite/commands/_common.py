@@ -10,14 +10,21 @@ from ..examples import example_image, example_names
 from ..image_io import load_image, save_image
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+def int_at_least(minimum: int):
+    """An argparse type for whole numbers >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
 
 
 def add_input(parser: argparse.ArgumentParser) -> None:
@@ -38,10 +45,15 @@ def add_sampling(parser: argparse.ArgumentParser, *, steps: int = 10, eta: float
     def default(value):
         return "the space's preset" if value is None else value
 
-    parser.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
     parser.add_argument("--steps", type=int, default=steps, help=f"denoising steps per scale (default {steps})")
     parser.add_argument("--eta", type=float, default=eta, help=f"stochasticity in [0, 1] (default {default(eta)})")
     parser.add_argument("--patch-size", type=int, default=patch_size, help=f"patch side P (default {default(patch_size)})")
+    add_runtime(parser, seed)
+
+
+def add_runtime(parser: argparse.ArgumentParser, seed: int = 10) -> None:
+    """Seed, backend, device and progress options, shared by every sampling subcommand."""
+    parser.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
     parser.add_argument("--backend", default="auto", help=f"patch denoiser: auto | {' | '.join(BACKENDS)} (default auto)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

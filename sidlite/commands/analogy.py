@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from ..apps.analogy import structural_analogy
 from ..errors import check
-from ._common import add_output, output_paths, positive_int, read_input, save_all
+from ._common import add_output, add_runtime, output_paths, positive_int, read_input, save_all
 
 
 def register(subparsers) -> None:
@@ -26,10 +26,7 @@ def register(subparsers) -> None:
                         help="steps per level, finest first (default 10 10 50)")
     parser.add_argument("--patch-size", type=positive_int, default=11, help="patch side P (default 11)")
     parser.add_argument("--eta", type=float, default=0.0, help="stochasticity of the finer levels in [0, 1] (default 0)")
-    parser.add_argument("--seed", type=int, default=1023, help="random seed (default 1023)")
-    parser.add_argument("--backend", default="auto", help="patch denoiser backend (default auto)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_runtime(parser, seed=1023)
     parser.set_defaults(run=run)
 
 

@@ -1,22 +1,10 @@
 """``sidlite inpaint``: fill a hole (mask file or rectangle) or extend the border with the image's own patches."""
 from __future__ import annotations
 
-import argparse
-
 from ..apps._shared import rectangle_mask
 from ..apps.inpaint import inpaint, outpaint
 from ..errors import check
-from ._common import add_input, add_output, add_sampling, output_paths, read_input, save_all
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+from ._common import add_input, add_output, add_sampling, non_negative_int, output_paths, read_input, save_all
 
 
 def register(subparsers) -> None:

@@ -8,7 +8,7 @@ from ..apps.stylize import stylize
 from ..clip import DEFAULT_CLIP
 from ..errors import check
 from ..guidance import PaletteObjective, PatchStatsObjective
-from ._common import add_input, add_output, output_paths, positive_int, read_input, save_all
+from ._common import add_input, add_output, add_runtime, output_paths, positive_int, read_input, save_all
 
 
 def register(subparsers) -> None:
@@ -29,10 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--strength", type=float, default=1.0, help="guidance strength γ (default 1.0)")
     parser.add_argument("--steps", type=positive_int, default=200, help="steps of the full schedule (default 200)")
     parser.add_argument("--patch-size", type=positive_int, default=7, help="patch side P (default 7)")
-    parser.add_argument("--seed", type=int, default=10, help="random seed (default 10)")
-    parser.add_argument("--backend", default="auto", help="patch denoiser backend (default auto)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_runtime(parser, seed=10)
     parser.set_defaults(run=run)
 
 
