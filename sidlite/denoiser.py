@@ -1,11 +1,14 @@
 """The image-level denoiser: extract every patch of x_t, denoise each, fold back with the window."""
 from __future__ import annotations
 
+import math
+
 import torch
 
-from .backends import make_backend
+from .backends import choose_backend, make_backend
 from .errors import check
-from .patches import extract_patches, fold_patches
+from .patches import extract_patches, fold_patches, patch_grid
+from .runtime import reuse_freed_memory
 
 
 class ImageDenoiser:
@@ -13,17 +16,25 @@ class ImageDenoiser:
 
     The dataset is every P×P patch of ``image`` (C, H, W) at ``dataset_stride``; queries are the
     patches of x_t at ``query_stride``; ``rho`` is the fold window's width (inf: plain average).
-    ``backend_options`` go to the backend's constructor.
+    ``query_shape`` is the (H, W) of the images it will denoise, when known, so that ``backend='auto'``
+    weighs the work of that many queries. ``backend_options`` go to the backend's constructor.
     """
 
     def __init__(self, image: torch.Tensor, patch_size: int, backend: str = "attention", rho: float = 0.2,
-                 query_stride: int = 1, dataset_stride: int = 1, **backend_options):
+                 query_stride: int = 1, dataset_stride: int = 1, query_shape: tuple[int, int] | None = None,
+                 **backend_options):
         check(patch_size >= 1, f"patch size must be >= 1, got {patch_size}")
+        if image.device.type == "cpu":
+            reuse_freed_memory()
         self.patch_size = patch_size
         self.channels = image.shape[0]
         self.rho = rho
         self.query_stride = query_stride
-        self.backend = make_backend(backend, extract_patches(image, patch_size, dataset_stride), **backend_options)
+        dataset = extract_patches(image, patch_size, dataset_stride)
+        if backend == "auto":
+            queries = math.prod(patch_grid(*query_shape, patch_size, query_stride)) if query_shape else None
+            backend = choose_backend(dataset.shape[0], dataset.shape[1], image.device, queries)
+        self.backend = make_backend(backend, dataset, **backend_options)
 
     @property
     def num_patches(self) -> int:

@@ -5,10 +5,16 @@ channel-major ([c][row][col]), patches in row-major order of their top-left corn
 weighted adjoint: every patch estimate is multiplied by a separable Gaussian window, overlap-added,
 and divided by the overlap-added window, so each pixel is a weighted average of the patch estimates
 that cover it.
+
+Extraction copies the patches straight out of a strided view of the image, which stays in cache, so
+the (N, D) matrix is written once in row order; ``F.unfold`` would write the transposed (D, N) layout
+and a row-major copy would cost a second full pass. The fold's denominator (the overlap-added window)
+is the same at every step of a level and is cached.
 """
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +34,9 @@ def patch_grid(height: int, width: int, patch_size: int, stride: int = 1) -> tup
 def extract_patches(image: torch.Tensor, patch_size: int, stride: int = 1) -> torch.Tensor:
     """All P×P patches of a (C, H, W) image as an (N, C·P²) matrix, row-major by top-left corner."""
     check(image.dim() == 3, f"expected a (C, H, W) image, got shape {tuple(image.shape)}")
-    patch_grid(image.shape[1], image.shape[2], patch_size, stride)
-    cols = F.unfold(image.unsqueeze(0), kernel_size=patch_size, stride=stride)  # (1, D, N)
-    return cols[0].T.contiguous()
+    rows, cols = patch_grid(image.shape[1], image.shape[2], patch_size, stride)
+    windows = image.unfold(1, patch_size, stride).unfold(2, patch_size, stride)  # (C, rows, cols, P, P) view
+    return windows.permute(1, 2, 0, 3, 4).reshape(rows * cols, -1)
 
 
 def gaussian_window(patch_size: int, rho: float = 0.2, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -48,12 +54,20 @@ def fold_patches(patches: torch.Tensor, shape: tuple[int, int, int], patch_size:
     Pixels no patch covers (possible when stride > 1) are set to 0.
     """
     channels, height, width = shape
-    window = gaussian_window(patch_size, rho, patches.dtype, patches.device)
     check(patches.shape[1] == channels * patch_size ** 2,
           f"patches have {patches.shape[1]} values but C·P² = {channels * patch_size ** 2}")
-    weighted = (patches.view(-1, channels, patch_size, patch_size) * window).reshape(patches.shape[0], -1)
-    # col2im reads a contiguous (D, N) matrix about twice as fast as the transposed view
+    window = gaussian_window(patch_size, rho, patches.dtype, patches.device).flatten().repeat(channels)
+    weighted = patches * window  # keeps the operand's layout: column-major input needs no transpose below
     numerator = F.fold(weighted.T.contiguous().unsqueeze(0), (height, width), patch_size, stride=stride)
-    ones = window.reshape(1, -1, 1).expand(1, patch_size ** 2, patches.shape[0])
-    denominator = F.fold(ones, (height, width), patch_size, stride=stride)
-    return torch.nan_to_num(numerator[0] / denominator[0], nan=0.0)
+    coverage = window_coverage(height, width, patch_size, stride, rho, patches.dtype, str(patches.device))
+    return torch.nan_to_num(numerator[0] / coverage, nan=0.0)
+
+
+@lru_cache(maxsize=16)
+def window_coverage(height: int, width: int, patch_size: int, stride: int, rho: float,
+                    dtype: torch.dtype, device: str) -> torch.Tensor:
+    """The overlap-added window (1, H, W): the fold's denominator, the same at every step, so cached."""
+    window = gaussian_window(patch_size, rho, dtype, device)
+    n = patch_grid(height, width, patch_size, stride)
+    ones = window.reshape(1, -1, 1).expand(1, patch_size ** 2, n[0] * n[1])
+    return F.fold(ones, (height, width), patch_size, stride=stride)[0]

@@ -24,7 +24,7 @@ class PatchBackend(ABC):
         check(isinstance(dataset, torch.Tensor) and dataset.dim() == 2 and dataset.shape[0] >= 1,
               f"a backend needs an (N, D) tensor of patches with N >= 1, got {getattr(dataset, 'shape', type(dataset))}")
         check(bool(torch.isfinite(dataset).all()), "the patch dataset contains NaN or infinite values")
-        self.dataset = dataset
+        self.dataset = dataset.contiguous()  # row-major, whatever view the caller passed
         self.mean = dataset.double().mean(0).to(dataset.dtype)
 
     @property
