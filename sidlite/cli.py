@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sidlite: error: {error}", file=sys.stderr)
         return 2
     except MemoryError:
-        print("sidlite: error: out of memory; use a smaller --size, fewer scales or the clustered backend",
+        print("sidlite: error: out of memory; use a smaller --size, fewer scales or --backend topk",
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -69,7 +69,8 @@ class SingleImageModel:
                   f"the coarsest {kind} level is {h}x{w}, smaller than the {patch_size}x{patch_size} patch; "
                   f"use fewer scales, a smaller patch size or a larger min_short_side")
         self.levels = build_pyramid(image, self.reference_shapes)
-        self.denoisers = [ImageDenoiser(level, patch_size, backend, rho, **backend_options) for level in self.levels]
+        self.denoisers = [ImageDenoiser(level, patch_size, backend, rho, query_shape=shape, **backend_options)
+                          for level, shape in zip(self.levels, self.sample_shapes)]
 
     @property
     def num_scales(self) -> int:

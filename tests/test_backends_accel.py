@@ -7,7 +7,7 @@ import torch
 import sidlite
 from sidlite.backends import BACKENDS, choose_backend, make_backend, naive_denoise
 from sidlite.backends.attention import head_dim
-from sidlite.backends.kmeans import kmeans, nearest_centroids
+from sidlite.backends.kmeans import kmeans, nearest_centroids, split_large_lists
 from sidlite.errors import SidliteError
 
 
@@ -30,7 +30,8 @@ DATA = clustered_data()
 
 @pytest.mark.parametrize("alpha,sigma", [(0.9, 0.1), (0.5, 0.5), (0.2, 0.9)])
 def test_probing_every_list_is_exact(alpha, sigma):
-    backend = make_backend("clustered", DATA, nlist=20, nprobe=20)
+    backend = make_backend("clustered", DATA, nlist=20, nprobe=DATA.shape[0])  # capped at the final list count
+    assert backend.nprobe == backend.nlist >= 20
     x = noisy_queries(DATA, alpha, sigma)
     expected = torch.from_numpy(naive_denoise(x.numpy(), DATA.numpy(), alpha, sigma)).float()
     assert torch.allclose(backend.denoise(x, alpha, sigma), expected, atol=1e-5)
@@ -38,7 +39,7 @@ def test_probing_every_list_is_exact(alpha, sigma):
 
 def test_topk_with_every_list_and_k_equal_n_is_exact():
     small = DATA[:150]
-    backend = make_backend("topk", small, nlist=6, nprobe=6, k=150)
+    backend = make_backend("topk", small, nlist=6, nprobe=150, k=150)
     x = noisy_queries(small, 0.6, 0.4, m=40)
     expected = torch.from_numpy(naive_denoise(x.numpy(), small.numpy(), 0.6, 0.4)).float()
     assert torch.allclose(backend.denoise(x, 0.6, 0.4), expected, atol=1e-5)
@@ -62,7 +63,7 @@ def test_error_falls_as_nprobe_grows():
     exact = make_backend("exact", DATA).denoise(x, alpha, sigma)
     backend = make_backend("clustered", DATA, nlist=32)
     errors = []
-    for nprobe in (1, 2, 4, 8, 32):
+    for nprobe in (1, 2, 4, 8, backend.nlist):
         backend.nprobe = nprobe
         errors.append((backend.denoise(x, alpha, sigma) - exact).norm(dim=1).mean().item())
     assert all(a > b for a, b in zip(errors, errors[1:])), errors
@@ -75,6 +76,23 @@ def test_lists_partition_the_dataset():
     assert (backend.list_sizes() > 0).all()
     assert torch.equal(backend.sorted, DATA[backend.order])
     assert torch.equal(backend.order.sort().values, torch.arange(DATA.shape[0]))
+
+
+def test_splitting_caps_the_lists_and_lowers_the_probed_size():
+    kept = make_backend("clustered", DATA, nlist=8, split_above=None)
+    split = make_backend("clustered", DATA, nlist=8, split_above=1.2)
+    assert kept.nlist == 8 < split.nlist
+    # before the final reassignment no list exceeds the cap; after it, hardly any does
+    centroids, labels = split_large_lists(DATA, kept.centroids, cap=150, generator=torch.Generator().manual_seed(0))
+    assert torch.bincount(labels).max() <= 1.2 * 150
+    assert torch.equal(labels, nearest_centroids(DATA, centroids)[:, 0])
+
+    def probed_size(backend):  # a query's cost: the size of the list it probes, averaged over the data
+        sizes = backend.list_sizes().float()
+        return float((sizes ** 2).sum() / sizes.sum())
+
+    assert probed_size(split) < probed_size(kept)
+    assert split.list_sizes().sum() == DATA.shape[0]
 
 
 def test_same_seed_same_lists_same_output():
@@ -176,12 +194,15 @@ def test_backends_are_registered_by_name():
         make_backend("ivf", DATA)
 
 
-def test_auto_picks_attention_for_small_and_clustered_for_large_datasets():
+def test_auto_picks_attention_for_small_and_topk_for_large_problems():
     cpu = torch.device("cpu")
     assert choose_backend(500, 675, cpu) == "attention"
-    assert choose_backend(40_000, 675, cpu) == "clustered"
+    assert choose_backend(40_000, 675, cpu) == "topk"
     assert choose_backend(100_000, 147, torch.device("cuda")) == "attention"
-    assert choose_backend(10_000_000, 784, torch.device("cuda")) == "clustered"
+    assert choose_backend(10_000_000, 784, torch.device("cuda")) == "topk"
+    # the work is queries × patches: a small dataset denoising a large output is a large problem
+    assert choose_backend(3_364, 784, cpu) == "attention"
+    assert choose_backend(3_364, 784, cpu, num_queries=14_884) == "topk"
     small = make_backend("auto", DATA[:100])
     assert small.name == "attention"
 

@@ -87,3 +87,12 @@ def test_num_scales_and_patch_size_errors(small_image):
 def test_cuda_without_gpu_is_a_clear_error(small_image):
     with pytest.raises(SidliteError, match="no usable CUDA"):
         generate(small_image, device="cuda", **FAST)
+
+
+def test_auto_weighs_the_queries_of_each_level():
+    # a 40x40 image (1156 patches of 7x7) generating 200x200 (37636 queries): exact work 43M pairs
+    model = sidlite.SingleImageModel(torch.rand(3, 40, 40) * 2 - 1, patch_size=7, num_scales=2,
+                                     output_size=(200, 200))
+    assert [d.backend.name for d in model.denoisers] == ["topk", "attention"]
+    same_size = sidlite.SingleImageModel(torch.rand(3, 40, 40) * 2 - 1, patch_size=7, num_scales=2)
+    assert [d.backend.name for d in same_size.denoisers] == ["attention", "attention"]

@@ -1,10 +1,11 @@
 """Clustered (inverted-list) backends: each query searches only the lists nearest to x/α.
 
-Built once per dataset: k-means puts the N patches into about √N lists, stored contiguously list by
-list. A query x at (α, σ) probes the ``nprobe`` lists whose centroids are nearest to x/α; this is the
-same as the lists nearest to x among the scaled patches αy, because ‖x − α·y‖² = α²·‖x/α − y‖²
-(α² is common to every y, and k-means is scale-equivariant). So the search structure never changes
-with the noise level.
+Built once per dataset: k-means puts the N patches into about √N lists, lists above 1.5× the mean
+size are bisected (so the lists a query probes are not mostly the crowded ones), and the patches are
+stored contiguously list by list. A query x at (α, σ) probes the ``nprobe`` lists whose centroids are
+nearest to x/α; this is the same as the lists nearest to x among the scaled patches αy, because
+‖x − α·y‖² = α²·‖x/α − y‖² (α² is common to every y, and k-means is scale-equivariant). So the search
+structure never changes with the noise level.
 
 ``ClusteredBackend`` computes the softmax over the *union* of the probed lists exactly: the (query,
 list) pairs are sorted by list, each list's queries meet its patches in two dense matrix products
@@ -18,11 +19,12 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import check
 from ..runtime import make_generator
 from .base import PatchBackend
-from .kmeans import INITS, kmeans, nearest_centroids
+from .kmeans import INITS, kmeans, nearest_centroids, split_large_lists
 
 
 def default_nlist(num_patches: int) -> int:
@@ -34,7 +36,9 @@ class ClusteredBackend(PatchBackend):
     """Softmax over the union of the ``nprobe`` nearest k-means lists, computed exactly.
 
     Options: ``nprobe`` (lists probed per query; more lists, smaller error, more time), ``nlist``
-    (default √N), ``iters`` (Lloyd iterations), ``seed`` (the k-means generator's seed),
+    (lists k-means makes, default √N), ``split_above`` (lists larger than this multiple of the mean
+    size are bisected, which adds lists: :attr:`nlist` is the final count; None keeps k-means' lists),
+    ``iters`` (Lloyd iterations), ``seed`` (the k-means generator's seed),
     ``init`` ('kmeans++' or 'random'), ``train_per_list`` (training points per list),
     ``max_pairs`` (query-list pairs per batch, bounding the partial results' memory).
     """
@@ -42,8 +46,9 @@ class ClusteredBackend(PatchBackend):
     name = "clustered"
     exact = False
 
-    def __init__(self, dataset: torch.Tensor, nprobe: int = 8, nlist: int | None = None, iters: int = 8,
-                 seed: int = 0, init: str = "random", train_per_list: int = 64, max_pairs: int = 2 ** 17):
+    def __init__(self, dataset: torch.Tensor, nprobe: int = 2, nlist: int | None = None, iters: int = 8,
+                 seed: int = 0, init: str = "random", train_per_list: int = 64, max_pairs: int = 2 ** 17,
+                 split_above: float | None = 1.5):
         super().__init__(dataset)
         n = self.num_patches
         nlist = default_nlist(n) if nlist is None else nlist
@@ -52,11 +57,16 @@ class ClusteredBackend(PatchBackend):
         check(isinstance(iters, int) and iters >= 0, f"iters must be an integer >= 0, got {iters}")
         check(init in INITS, f"unknown k-means init {init!r}; choose one of: {', '.join(INITS)}")
         check(isinstance(max_pairs, int) and max_pairs >= 1, f"max_pairs must be an integer >= 1, got {max_pairs}")
+        check(split_above is None or split_above >= 1, f"split_above must be None or >= 1, got {split_above}")
         self.seed, self.iters, self.init = seed, iters, init
+        dataset = self.dataset
         generator = make_generator(seed, dataset.device)
         centroids, labels = kmeans(dataset, nlist, iters=iters, generator=generator, init=init,
                                    train_per_list=train_per_list)
-        counts = torch.bincount(labels, minlength=nlist)
+        if split_above is not None:
+            cap = max(1, math.ceil(split_above * n / nlist))
+            centroids, labels = split_large_lists(dataset, centroids, cap, generator=generator)
+        counts = torch.bincount(labels, minlength=centroids.shape[0])
         used = counts > 0  # a centroid that won no point after the final assignment is dropped
         remap = torch.cumsum(used.long(), 0) - 1
         self.labels = remap[labels]
@@ -172,7 +182,8 @@ class TopKBackend(ClusteredBackend):
     def _denoise_chunk(self, x, alpha, sigma):
         logits, index = self._candidates(x, alpha, sigma)
         weights = torch.softmax(logits, dim=1)
-        return torch.bmm(weights[:, None, :], self.sorted[index])[:, 0]
+        # Σ_j w_j·y_j straight from the patch table, without gathering an (M, k, D) copy of the candidates
+        return F.embedding_bag(index, self.sorted, per_sample_weights=weights, mode="sum")
 
     @torch.no_grad()
     def neighbours(self, queries: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:

@@ -47,7 +47,7 @@ class FaissBackend(PatchBackend):
         nlist = default_nlist(n) if nlist is None else nlist
         check(isinstance(nlist, int) and 1 <= nlist <= n, f"nlist must be an integer in [1, N={n}], got {nlist}")
         self.k, self.nprobe, self.nlist, self.query_chunk = min(k, n), min(nprobe, nlist), nlist, query_chunk
-        data = dataset.detach().float().cpu().numpy()
+        data = np.ascontiguousarray(self.dataset.detach().float().cpu().numpy())
         quantizer = faiss.IndexFlatL2(self.dim)
         index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_L2)
         if centroids is None:
