@@ -1,4 +1,7 @@
 """Coarse-to-fine generation: seeds, sizes, recording, hooks and bad settings."""
+import platform
+import sys
+
 import pytest
 import torch
 
@@ -96,3 +99,12 @@ def test_auto_weighs_the_queries_of_each_level():
     assert [d.backend.name for d in model.denoisers] == ["topk", "attention"]
     same_size = sidlite.SingleImageModel(torch.rand(3, 40, 40) * 2 - 1, patch_size=7, num_scales=2)
     assert [d.backend.name for d in same_size.denoisers] == ["attention", "attention"]
+
+
+def test_freed_memory_is_kept_for_reuse_on_glibc_unless_asked_not_to(monkeypatch):
+    from sidlite.runtime import reuse_freed_memory
+
+    applied = reuse_freed_memory.__wrapped__()
+    assert applied == (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc")
+    monkeypatch.setenv("SIDLITE_KEEP_MALLOC", "1")
+    assert reuse_freed_memory.__wrapped__() is False
