@@ -5,10 +5,16 @@ Sections (``--only`` picks some):
            for D = 147 and 675, each as a fraction of the GEMM figure (on CUDA also bf16);
   naive    the NumPy reference against the attention backend at a size the reference finishes in ~10 s;
   table1   unconditional generation in the paper's Table-1 setting (P = 15, 4 scales, T = 10, η = 0) on
-           ../shared/data/sinddm15: seconds per sample, patch-SWD, diversity, copy fraction, per backend;
+           ../shared/data/sinddm15: seconds per sample, patch-SWD, diversity, copy fraction, per backend,
+           and each as a ratio to exact attention when that runs too (by default on a GPU; on a CPU one
+           timed step per level stands in for its time);
   scaling  seconds per denoising step against N for every backend, with fitted exponents;
-  latent   a 1024×1024 output in the weight-free latent.
-Tests never time anything; this script is where speed is measured.
+  latent   a 1024×1024 output in the weight-free latent, with 'auto' and with exact attention.
+Results are saved after every section, so a run cut short keeps what it measured.
+Tests never time anything; this script is where speed is measured. The GPU figures in
+benchmarks/results came from: --device cuda --backends 'attention;attention:dtype=bfloat16;
+clustered:nprobe=1;clustered:nprobe=2;topk' (h200) and --only table1 --samples 4 --copy-samples 4
+--backends 'attention;topk;clustered:nprobe=2' (h200_table1).
 """
 from __future__ import annotations
 
