@@ -27,6 +27,23 @@ positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 
 
+def noise_level(text: str) -> float:
+    """An argparse type for a noise level in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"a noise level lies in (0, 1], got {value}")
+    return value
+
+
+def add_size(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    """--size H W: the output size in pixels."""
+    parser.add_argument("--size", nargs=2, type=positive_int, metavar=("H", "W"), required=required,
+                        help="output size in pixels" if required else "output size (default: the input's)")
+
+
 def add_input(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help=f"an image file, or example:NAME for a bundled image ({', '.join(example_names())})")
     parser.add_argument("--max-side", type=positive_int, default=None,

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from ..apps.analogy import structural_analogy
 from ..errors import check
-from ._common import add_output, add_runtime, output_paths, positive_int, read_input, save_all
+from ._common import add_output, add_runtime, noise_level, output_paths, positive_int, read_input, save_all
 
 
 def register(subparsers) -> None:
@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     parser.add_argument("--max-side", type=positive_int, default=None,
                         help="shrink both inputs first so their long side is at most this many pixels")
     add_output(parser)
-    parser.add_argument("--noise-level", type=float, default=0.5,
+    parser.add_argument("--noise-level", type=noise_level, default=0.5,
                         help="how far the structure is inverted, in (0, 1]: low keeps more of it (default 0.5)")
     parser.add_argument("--short-side", type=positive_int, default=None,
                         help="short side of the output in pixels (default: the style image's)")
@@ -31,7 +31,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> None:
-    check(0 < args.noise_level <= 1, f"--noise-level must lie in (0, 1], got {args.noise_level}")
     check(0.0 <= args.eta <= 1.0, f"--eta must lie in [0, 1], got {args.eta}")
     steps = args.steps[0] if len(args.steps) == 1 else args.steps
     check(isinstance(steps, int) or len(steps) == args.scales,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..apps.edit import edit, paste
 from ..errors import check
 from ..image_io import load_image
-from ._common import add_input, add_output, add_sampling, output_paths, read_input, save_all
+from ._common import add_input, add_output, add_sampling, noise_level, output_paths, read_input, save_all
 
 
 def register(subparsers) -> None:
@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     parser.add_argument("--at", nargs=2, type=int, metavar=("ROW", "COL"), help="top-left corner for --paste")
     parser.add_argument("--mask", metavar="FILE", help="light pixels mark the edited region (default: where the images differ)")
     parser.add_argument("--start-scale", type=int, default=1, help="pyramid level re-noised first, 0 = finest (default 1)")
-    parser.add_argument("--noise-level", type=float, default=0.5, help="noise level in (0, 1] to re-noise to (default 0.5)")
+    parser.add_argument("--noise-level", type=noise_level, default=0.5, help="noise level in (0, 1] to re-noise to (default 0.5)")
     parser.add_argument("--no-keep-outside", action="store_true",
                         help="do not composite the result back onto the input outside the (feathered) edit")
     add_sampling(parser, eta=0.0, seed=0)

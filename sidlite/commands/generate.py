@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import check
 from ..model import generate
-from ._common import add_input, add_output, add_sampling, output_paths, positive_int, read_input, save_all
+from ._common import add_input, add_output, add_sampling, add_size, output_paths, positive_int, read_input, save_all
 
 
 def register(subparsers) -> None:
@@ -11,7 +11,7 @@ def register(subparsers) -> None:
                                    description="Generate new images with the patch statistics of INPUT.")
     add_input(parser)
     add_output(parser)
-    parser.add_argument("--size", nargs=2, type=positive_int, metavar=("H", "W"), help="output size (default: the input's)")
+    add_size(parser)
     parser.add_argument("--samples", type=positive_int, default=1, help="number of samples (seed, seed+1, …)")
     parser.add_argument("--latent", default=None, metavar="SPACE",
                         help="work in a latent space: pca (weight-free) or vae:<model id or folder>")

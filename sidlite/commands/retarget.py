@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..apps.retarget import retarget
-from ._common import add_input, add_output, add_sampling, output_paths, positive_int, read_input, save_all
+from ._common import add_input, add_output, add_sampling, add_size, output_paths, read_input, save_all
 
 
 def register(subparsers) -> None:
@@ -11,7 +11,7 @@ def register(subparsers) -> None:
                                                "the detail is made of the input's unstretched patches.")
     add_input(parser)
     add_output(parser)
-    parser.add_argument("--size", nargs=2, type=positive_int, metavar=("H", "W"), required=True, help="output size in pixels")
+    add_size(parser, required=True)
     add_sampling(parser, eta=1.0, seed=0)
     parser.set_defaults(run=run)
 

@@ -8,7 +8,7 @@ from ..apps.stylize import stylize
 from ..clip import DEFAULT_CLIP
 from ..errors import check
 from ..guidance import PaletteObjective, PatchStatsObjective
-from ._common import add_input, add_output, add_runtime, output_paths, positive_int, read_input, save_all
+from ._common import add_input, add_output, add_runtime, noise_level, output_paths, positive_int, read_input, save_all
 
 
 def register(subparsers) -> None:
@@ -25,7 +25,7 @@ def register(subparsers) -> None:
                         help=f"CLIP model id or local folder (default {DEFAULT_CLIP}); read offline from the cache")
     parser.add_argument("--allow-download", action="store_true", help="let --clip fetch the model from the Hub")
     parser.add_argument("--views", type=positive_int, default=16, help="augmented CLIP views per step (default 16)")
-    parser.add_argument("--noise-level", type=float, default=0.3, help="how far the input is inverted (default 0.3)")
+    parser.add_argument("--noise-level", type=noise_level, default=0.3, help="how far the input is inverted (default 0.3)")
     parser.add_argument("--strength", type=float, default=1.0, help="guidance strength γ (default 1.0)")
     parser.add_argument("--steps", type=positive_int, default=200, help="steps of the full schedule (default 200)")
     parser.add_argument("--patch-size", type=positive_int, default=7, help="patch side P (default 7)")
@@ -34,7 +34,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> None:
-    check(0 < args.noise_level <= 1, f"--noise-level must lie in (0, 1], got {args.noise_level}")
     check(args.strength >= 0, f"--strength must be >= 0, got {args.strength}")
     check(args.steps >= 2, f"--steps must be >= 2, got {args.steps}")
     paths = output_paths(args.output, 1, args.overwrite)

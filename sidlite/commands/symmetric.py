@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..apps.symmetric import symmetric
-from ._common import add_input, add_output, add_sampling, output_paths, positive_int, read_input, save_all
+from ._common import add_input, add_output, add_sampling, add_size, output_paths, read_input, save_all
 
 
 def register(subparsers) -> None:
@@ -11,7 +11,7 @@ def register(subparsers) -> None:
                                                "left-right (horizontal) or top-bottom (vertical).")
     add_input(parser)
     add_output(parser)
-    parser.add_argument("--size", nargs=2, type=positive_int, metavar=("H", "W"), help="output size (default: the input's)")
+    add_size(parser)
     parser.add_argument("--axis", choices=("horizontal", "vertical"), default="horizontal",
                         help="horizontal mirrors left/right, vertical mirrors top/bottom (default horizontal)")
     parser.add_argument("--source", choices=("left", "right", "top", "bottom"), default=None,

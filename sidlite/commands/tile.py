@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..apps.tileable import DIRECTIONS, preview_grids, tile_preview, tileable
-from ._common import add_input, add_output, add_sampling, output_paths, positive_int, read_input, save_all
+from ._common import add_input, add_output, add_sampling, add_size, output_paths, read_input, save_all
 
 
 def register(subparsers) -> None:
@@ -11,7 +11,7 @@ def register(subparsers) -> None:
                                                "OUTPUT_2x2 and OUTPUT_3x3 (1x2/1x3 or 2x1/3x1 along one axis).")
     add_input(parser)
     add_output(parser)
-    parser.add_argument("--size", nargs=2, type=positive_int, metavar=("H", "W"), help="output size (default: the input's)")
+    add_size(parser)
     parser.add_argument("--direction", choices=DIRECTIONS, default="both", help="which way it tiles (default both)")
     parser.add_argument("--shifts", type=int, choices=(3, 4), default=4,
                         help="shifted denoiser calls per step: 4 (official default) or 3 (the paper)")

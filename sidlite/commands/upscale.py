@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..apps.upscale import upscale
-from ._common import add_input, add_output, add_sampling, output_paths, read_input, save_all
+from ._common import add_input, add_output, add_sampling, noise_level, output_paths, read_input, save_all
 
 
 def register(subparsers) -> None:
@@ -13,7 +13,7 @@ def register(subparsers) -> None:
     add_input(parser)
     add_output(parser)
     parser.add_argument("--factor", type=float, default=2.0, help="enlargement factor > 1 (default 2)")
-    parser.add_argument("--noise-level", type=float, default=0.5,
+    parser.add_argument("--noise-level", type=noise_level, default=0.5,
                         help="start each finer scale from the coarser one re-noised to this level in (0, 1] (default 0.5)")
     parser.add_argument("--consistency", type=int, default=4, help="back-projection iterations per scale (default 4)")
     add_sampling(parser, eta=0.0, patch_size=7, seed=0)
