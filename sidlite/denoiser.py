@@ -1,51 +1,107 @@
-"""The image-level denoiser: extract every patch of x_t, denoise each, fold back with the window."""
+"""The image-level denoiser: extract the patches of x_t, denoise each, fold them back with the window.
+
+It streams: the query image is cut into bands of patch-grid rows (each band's pixels overlap the next
+by P − stride rows, the halo), and each band is extracted, denoised, windowed and fold-added into one
+numerator image before the next band starts. The fold's denominator, the overlap-added window, is
+separable (the window is an outer product and the patch grid a product of two 1-D grids), so it is two
+vectors, never a per-patch array. Peak memory is the images themselves plus one band, whatever the
+output size; the result equals the whole-image fold up to float rounding.
+"""
 from __future__ import annotations
 
 import math
-
 import torch
+import torch.nn.functional as F
 
-from .backends import choose_backend, make_backend
+from .backends import make_backend
 from .errors import check
-from .patches import extract_patches, fold_patches, patch_grid
-from .runtime import reuse_freed_memory
+from .patches import axis_coverage, extract_patches, gaussian_window, patch_grid
+from .patchsets import ImagePatchSet
+from .runtime import default_memory_budget, parse_bytes
+
+
+def known_patch_grid(known: torch.Tensor, patch_size: int, stride: int = 1) -> torch.Tensor:
+    """(rows, cols) grid that is True where the P×P patch lies wholly in the boolean (H, W) ``known`` mask."""
+    unknown = (~known.bool()).float()[None, None]
+    return F.max_pool2d(unknown, patch_size, stride=stride)[0, 0] == 0
 
 
 class ImageDenoiser:
     """x̂₀ = fold(denoise(extract(x_t))) for images of any size, with patches from one image.
 
-    The dataset is every P×P patch of ``image`` (C, H, W) at ``dataset_stride``; queries are the
-    patches of x_t at ``query_stride``; ``rho`` is the fold window's width (inf: plain average).
-    ``query_shape`` is the (H, W) of the images it will denoise, when known, so that ``backend='auto'``
-    weighs the work of that many queries. ``backend_options`` go to the backend's constructor.
+    The dataset is every P×P patch of ``image`` (C, H, W) at ``dataset_stride``, gathered on demand
+    (:class:`~sidlite.patchsets.ImagePatchSet`), optionally only those lying wholly in the boolean (H, W)
+    mask ``known``; queries are the patches of x_t at ``query_stride``; ``rho`` is the fold window's
+    width (inf: plain average). ``backend`` is a name or spec ('auto', 'topk:nprobe=4', …);
+    ``query_shape`` is the (H, W) of the images it will denoise, when known, so that 'auto' weighs the
+    work of that many queries. Query bands hold ``band_rows`` patch-grid rows, or as many as fit in
+    ``memory_budget`` (bytes or text such as '2GB'; default: 60 % of the free memory).
     """
 
-    def __init__(self, image: torch.Tensor, patch_size: int, backend: str = "attention", rho: float = 0.2,
+    def __init__(self, image: torch.Tensor, patch_size: int, backend="attention", rho: float = 0.2,
                  query_stride: int = 1, dataset_stride: int = 1, query_shape: tuple[int, int] | None = None,
+                 known: torch.Tensor | None = None, band_rows: int | None = None, memory_budget=None,
                  **backend_options):
-        check(patch_size >= 1, f"patch size must be >= 1, got {patch_size}")
-        if image.device.type == "cpu":
-            reuse_freed_memory()
+        check(isinstance(patch_size, int) and patch_size >= 1, f"patch size must be a positive integer, got {patch_size}")
+        check(rho > 0, f"rho must be positive (inf for a plain average), got {rho}")
+        check(band_rows is None or (isinstance(band_rows, int) and band_rows >= 1),
+              f"band_rows must be a whole number >= 1, got {band_rows}")
         self.patch_size = patch_size
         self.channels = image.shape[0]
         self.rho = rho
         self.query_stride = query_stride
-        dataset = extract_patches(image, patch_size, dataset_stride)
-        if backend == "auto":
-            queries = math.prod(patch_grid(*query_shape, patch_size, query_stride)) if query_shape else None
-            backend = choose_backend(dataset.shape[0], dataset.shape[1], image.device, queries)
-        self.backend = make_backend(backend, dataset, **backend_options)
+        keep = None
+        if known is not None:
+            keep = known_patch_grid(known.to(image.device), patch_size, dataset_stride)
+            check(bool(keep.any()), f"no {patch_size}x{patch_size} patch lies wholly in the known region; "
+                                    f"use a smaller hole or patch size")
+        self.patches = ImagePatchSet(image, patch_size, dataset_stride, keep=keep)
+        queries = math.prod(patch_grid(*query_shape, patch_size, query_stride)) if query_shape else None
+        self.backend = make_backend(backend, self.patches, num_queries=queries, **backend_options)
+        self.band_rows = band_rows
+        self.memory_budget = parse_bytes(memory_budget) if memory_budget is not None else None
+        window = gaussian_window(patch_size, rho, image.dtype, image.device)
+        self.window = window.flatten().repeat(self.channels)
 
     @property
     def num_patches(self) -> int:
         return self.backend.num_patches
 
+    def bytes_per_grid_row(self, width: int) -> int:
+        """Working memory of one patch-grid row of a ``width``-pixel-wide query image."""
+        cols = patch_grid(self.patch_size, width, self.patch_size, self.query_stride)[1]
+        dim = self.backend.dim
+        # queries, estimates and their transposed windowed copy, the backend's own work, the band's fold
+        return cols * (3 * 4 * dim + self.backend.bytes_per_query()) + 4 * self.channels * self.query_stride * width
+
+    def rows_per_band(self, height: int, width: int) -> int:
+        """Patch-grid rows per band for an (H, W) query image: ``band_rows``, or what the budget allows."""
+        rows = patch_grid(height, width, self.patch_size, self.query_stride)[0]
+        if self.band_rows is not None:
+            return min(rows, self.band_rows)
+        budget = self.memory_budget or default_memory_budget(self.window.device)
+        return max(1, min(rows, budget // self.bytes_per_grid_row(width)))
+
     def __call__(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
         """The image estimate x̂₀ for a noisy (C, H, W) image at (α, σ)."""
-        check(x_t.shape[0] == self.channels, f"the image has {x_t.shape[0]} channels, the dataset {self.channels}")
-        queries = extract_patches(x_t, self.patch_size, self.query_stride)
-        estimates = self.backend.denoise(queries, alpha, sigma)
-        return fold_patches(estimates, tuple(x_t.shape), self.patch_size, self.query_stride, self.rho)
+        check(x_t.dim() == 3 and x_t.shape[0] == self.channels,
+              f"the image has {x_t.shape[0]} channels, the dataset {self.channels}")
+        channels, height, width = x_t.shape
+        p, s = self.patch_size, self.query_stride
+        rows, _ = patch_grid(height, width, p, s)
+        band = self.rows_per_band(height, width)
+        window = self.window.to(x_t.device, x_t.dtype)
+        numerator = torch.zeros_like(x_t)
+        for first in range(0, rows, band):
+            last = min(rows, first + band)
+            top, bottom = first * s, (last - 1) * s + p
+            estimates = self.backend.denoise(extract_patches(x_t[:, top:bottom], p, s), alpha, sigma)
+            estimates.mul_(window)
+            numerator[:, top:bottom] += F.fold(estimates.T.contiguous()[None], (bottom - top, width), p, stride=s)[0]
+        device = str(x_t.device)
+        coverage = (axis_coverage(height, p, s, self.rho, x_t.dtype, device)[:, None]
+                    * axis_coverage(width, p, s, self.rho, x_t.dtype, device)[None, :])
+        return torch.nan_to_num(numerator.div_(coverage), nan=0.0)
 
     def __repr__(self) -> str:
         return f"ImageDenoiser(P={self.patch_size}, rho={self.rho}, backend={self.backend!r})"

@@ -7,9 +7,11 @@ from typing import Sequence
 import torch
 
 from .codecs import get_codec
+from .backends import BackendSpec, parse_backend
 from .denoiser import ImageDenoiser
 from .errors import check
 from .image_io import as_image
+from .plan import Plan, plan_levels
 from .pyramid import auto_num_scales, build_pyramid, pyramid_shapes
 from .runtime import make_generator, resolve_device
 from .sampler import Hooks, SampleResult, sample_pyramid
@@ -21,12 +23,44 @@ def default_min_short_side(patch_size: int) -> int:
     return round(1.6 * patch_size)
 
 
+MAX_SIDE = 2 ** 31 - 1
+
+
 def _check_size(size: Sequence[int] | None) -> tuple[int, int] | None:
     if size is None:
         return None
     check(len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size),
           f"an output size is two positive integers (height, width), got {size}")
+    check(max(size) <= MAX_SIDE, f"an output side is at most {MAX_SIDE:,} pixels, got {size[0]}x{size[1]}")
     return int(size[0]), int(size[1])
+
+
+class LevelDenoisers(Sequence):
+    """The per-level denoisers of a model, built when a level is first asked for.
+
+    With ``keep`` every built level stays (many samples from one model); without it only the level
+    asked for last is held, so sampling one image never holds two levels' indexes at once.
+    """
+
+    def __init__(self, build, count: int, channels: int, keep: bool):
+        self._build, self._count, self.channels, self.keep = build, count, channels, keep
+        self._built: dict[int, ImageDenoiser] = {}
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        if index not in self._built:
+            if not self.keep:
+                self._built.clear()
+            self._built[index] = self._build(index)
+        return self._built[index]
 
 
 class SingleImageModel:
@@ -37,11 +71,17 @@ class SingleImageModel:
 
     ``num_scales`` is an integer or 'auto' (deep enough that the coarsest level's short side is
     ``min_short_side``, default 1.6·P); ``output_size`` is (H, W) of the samples (default: the input's).
+    ``backend`` is a name or spec ('auto', 'topk:nprobe=4', …; keyword ``backend_options`` add to it).
+    Before anything is built, :attr:`plan` resolves every level's backend, query stride and band
+    height under ``memory_budget`` (bytes or '8GB'; default 60 % of the free memory) and refuses, in
+    one line, a size that cannot fit. Level denoisers are built when first sampled; ``keep_levels``
+    keeps them for further samples (False: only the level being sampled holds its index).
     """
 
     def __init__(self, image, patch_size: int = 15, num_scales: int | str = "auto",
                  min_short_side: int | None = None, output_size: Sequence[int] | None = None,
-                 backend: str = "auto", rho: float = 0.2, device: str | torch.device = "cpu",
+                 backend: str | BackendSpec = "auto", rho: float = 0.2, device: str | torch.device = "cpu",
+                 *, memory_budget=None, query_stride: int | str = "auto", keep_levels: bool = True,
                  **backend_options):
         self.device = resolve_device(device)
         image = as_image(image).to(self.device)
@@ -68,9 +108,19 @@ class SingleImageModel:
             check(min(h, w) >= patch_size,
                   f"the coarsest {kind} level is {h}x{w}, smaller than the {patch_size}x{patch_size} patch; "
                   f"use fewer scales, a smaller patch size or a larger min_short_side")
+        self.rho = rho
+        self.plan: Plan = plan_levels(self.reference_shapes, self.sample_shapes, image.shape[0], patch_size,
+                                      parse_backend(backend, **backend_options),
+                                      device=self.device, memory_budget=memory_budget, query_stride=query_stride,
+                                      keep_levels=keep_levels).check()
         self.levels = build_pyramid(image, self.reference_shapes)
-        self.denoisers = [ImageDenoiser(level, patch_size, backend, rho, query_shape=shape, **backend_options)
-                          for level, shape in zip(self.levels, self.sample_shapes)]
+        self.denoisers = LevelDenoisers(self._build_level, len(self.levels), image.shape[0], keep_levels)
+
+    def _build_level(self, index: int) -> ImageDenoiser:
+        """The denoiser of level ``index`` exactly as the plan says."""
+        level = self.plan.levels[index]
+        return ImageDenoiser(self.levels[index], self.patch_size, BackendSpec(level.backend, level.options), self.rho,
+                             query_stride=level.query_stride, band_rows=level.band_rows)
 
     @property
     def num_scales(self) -> int:
@@ -93,7 +143,8 @@ class SingleImageModel:
 
     def __repr__(self) -> str:
         levels = ", ".join(f"{h}x{w}" for h, w in self.reference_shapes)
-        return f"SingleImageModel(P={self.patch_size}, levels=[{levels}], backend={self.denoisers[0].backend.name})"
+        return f"SingleImageModel(P={self.patch_size}, levels=[{levels}], backend={self.plan.levels[0].backend})"
+
 
 
 #: The paper's presets: pixel space (uncond/pixel_exact) and latent space (uncond/latent_exact).
@@ -103,34 +154,55 @@ PRESETS = {
 }
 
 
+def generation_model(image, *, size: Sequence[int] | None = None, patch_size: int | None = None,
+                     num_scales: int | str = "auto", min_short_side: int | None = None, rho: float | None = None,
+                     backend: str | BackendSpec = "auto", device: str = "cpu", latent=None, memory_budget=None,
+                     query_stride: int | str = "auto", keep_levels: bool = True, **backend_options):
+    """The codec, the model and the preset's η for unconditional generation (see :func:`generate`).
+
+    Building the model plans every level and builds nothing else, so ``generation_model(...)[1].plan``
+    shows what a run will cost before it starts.
+    """
+    image = as_image(image)
+    codec = get_codec(latent, image)
+    preset = PRESETS["latent" if codec.factor > 1 else "pixels"]
+    patch_size = preset["patch_size"] if patch_size is None else patch_size
+    rho = preset["rho"] if rho is None else rho
+    if min_short_side is None and codec.factor > 1 and num_scales == "auto":
+        min_short_side = 2 * patch_size
+    size = _check_size(size)
+    if size is not None and codec.factor > 1:
+        size = codec.latent_shape(size)
+        check(min(size) >= 1, f"the output size is smaller than one {codec.multiple}-pixel latent block")
+    model = SingleImageModel(codec.encode(image), patch_size, num_scales, min_short_side, size, backend, rho, device,
+                             memory_budget=memory_budget, query_stride=query_stride, keep_levels=keep_levels,
+                             **backend_options)
+    return codec, model, preset["eta"]
+
+
 def generate(image, num_samples: int = 1, *, seed: int = 10, size: Sequence[int] | None = None,
              steps: int = 10, eta: float | None = None, patch_size: int | None = None,
              num_scales: int | str = "auto", min_short_side: int | None = None, rho: float | None = None,
-             sigma_min: float = 1e-4, backend: str = "auto", device: str = "cpu", latent=None,
-             progress: bool = True, **backend_options) -> torch.Tensor:
+             sigma_min: float = 1e-4, backend: str | BackendSpec = "auto", device: str = "cpu", latent=None,
+             progress: bool = True, memory_budget=None, query_stride: int | str = "auto",
+             **backend_options) -> torch.Tensor:
     """Unconditional samples from one image, as a (num_samples, 3, H, W) tensor in [-1, 1].
 
     Sample i uses seed + i. Settings left as None follow the paper's preset for the space: in pixels
     P = 15, η = 0, ρ = 0.2 (coarsest short side 1.6·P); in a latent (``latent`` = 'pca', 'vae:…', see
     :func:`sidlite.codecs.get_codec`) P = 7, η = 1, ρ = ∞ (coarsest short side 2·P). ``size`` is always
-    in pixels.
+    in pixels. ``backend`` takes a spec such as 'topk:nprobe=4'; ``memory_budget`` ('8GB', bytes) bounds
+    what sampling holds at once (default 60 % of the free memory), and a size that cannot fit is refused
+    before any work.
     """
     check(isinstance(num_samples, int) and num_samples >= 1, f"the number of samples must be >= 1, got {num_samples}")
     check(isinstance(steps, int) and steps >= 1, f"steps must be an integer >= 1, got {steps}")
-    image = as_image(image)
-    codec = get_codec(latent, image)
-    preset = PRESETS["latent" if codec.factor > 1 else "pixels"]
-    patch_size = preset["patch_size"] if patch_size is None else patch_size
-    eta = preset["eta"] if eta is None else eta
-    rho = preset["rho"] if rho is None else rho
-    check(0.0 <= eta <= 1.0, f"eta must lie in [0, 1], got {eta}")
-    if min_short_side is None and codec.factor > 1 and num_scales == "auto":
-        min_short_side = 2 * patch_size
-    space = codec.encode(image)
-    if size is not None and codec.factor > 1:
-        size = codec.latent_shape(_check_size(size))
-        check(min(size) >= 1, f"the output size is smaller than one {codec.multiple}-pixel latent block")
-    model = SingleImageModel(space, patch_size, num_scales, min_short_side, size, backend, rho, device, **backend_options)
+    check(eta is None or 0.0 <= eta <= 1.0, f"eta must lie in [0, 1], got {eta}")
+    codec, model, preset_eta = generation_model(
+        image, size=size, patch_size=patch_size, num_scales=num_scales, min_short_side=min_short_side, rho=rho,
+        backend=backend, device=device, latent=latent, memory_budget=memory_budget, query_stride=query_stride,
+        keep_levels=num_samples > 1, **backend_options)
+    eta = preset_eta if eta is None else eta
     samples = [codec.decode(model.sample(seed + i, steps, eta, sigma_min, progress=progress).image)
                for i in range(num_samples)]
     return torch.stack(samples)

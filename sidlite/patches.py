@@ -9,7 +9,8 @@ that cover it.
 Extraction copies the patches straight out of a strided view of the image, which stays in cache, so
 the (N, D) matrix is written once in row order; ``F.unfold`` would write the transposed (D, N) layout
 and a row-major copy would cost a second full pass. The fold's denominator (the overlap-added window)
-is the same at every step of a level and is cached.
+is separable, the product of two 1-D coverages (cached), since the window is an outer product and the
+patch grid a product of two 1-D grids.
 """
 from __future__ import annotations
 
@@ -39,11 +40,16 @@ def extract_patches(image: torch.Tensor, patch_size: int, stride: int = 1) -> to
     return windows.permute(1, 2, 0, 3, 4).reshape(rows * cols, -1)
 
 
-def gaussian_window(patch_size: int, rho: float = 0.2, dtype=torch.float32, device=None) -> torch.Tensor:
-    """Separable window exp(-½(u/ρ)²)·exp(-½(v/ρ)²) over u, v ∈ linspace(-1, 1, P); ρ = inf is uniform."""
+def window_1d(patch_size: int, rho: float = 0.2) -> torch.Tensor:
+    """One axis of the window, exp(-½(u/ρ)²) over u ∈ linspace(-1, 1, P), in float64; ρ = inf is uniform."""
     check(rho > 0, f"the window width rho must be positive (use float('inf') for a plain average), got {rho}")
     u = torch.linspace(-1.0, 1.0, patch_size, dtype=torch.float64)
-    g = torch.ones_like(u) if math.isinf(rho) else torch.exp(-0.5 * (u / rho) ** 2)
+    return torch.ones_like(u) if math.isinf(rho) else torch.exp(-0.5 * (u / rho) ** 2)
+
+
+def gaussian_window(patch_size: int, rho: float = 0.2, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Separable window exp(-½(u/ρ)²)·exp(-½(v/ρ)²) over u, v ∈ linspace(-1, 1, P); ρ = inf is uniform."""
+    g = window_1d(patch_size, rho)
     return torch.outer(g, g).to(dtype=dtype, device=device)
 
 
@@ -59,15 +65,18 @@ def fold_patches(patches: torch.Tensor, shape: tuple[int, int, int], patch_size:
     window = gaussian_window(patch_size, rho, patches.dtype, patches.device).flatten().repeat(channels)
     weighted = patches * window  # keeps the operand's layout: column-major input needs no transpose below
     numerator = F.fold(weighted.T.contiguous().unsqueeze(0), (height, width), patch_size, stride=stride)
-    coverage = window_coverage(height, width, patch_size, stride, rho, patches.dtype, str(patches.device))
+    device = str(patches.device)
+    coverage = (axis_coverage(height, patch_size, stride, rho, patches.dtype, device)[:, None]
+                * axis_coverage(width, patch_size, stride, rho, patches.dtype, device)[None, :])
     return torch.nan_to_num(numerator[0] / coverage, nan=0.0)
 
 
-@lru_cache(maxsize=16)
-def window_coverage(height: int, width: int, patch_size: int, stride: int, rho: float,
-                    dtype: torch.dtype, device: str) -> torch.Tensor:
-    """The overlap-added window (1, H, W): the fold's denominator, the same at every step, so cached."""
-    window = gaussian_window(patch_size, rho, dtype, device)
-    n = patch_grid(height, width, patch_size, stride)
-    ones = window.reshape(1, -1, 1).expand(1, patch_size ** 2, n[0] * n[1])
-    return F.fold(ones, (height, width), patch_size, stride=stride)[0]
+@lru_cache(maxsize=32)
+def axis_coverage(length: int, patch_size: int, stride: int, rho: float, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """Σ_r g(y − r·stride) over the patch positions r covering each of ``length`` pixels (1-D window g)."""
+    g = window_1d(patch_size, rho)
+    count = (length - patch_size) // stride + 1
+    coverage = torch.zeros(length, dtype=torch.float64)
+    for offset in range(patch_size):
+        coverage[offset:offset + stride * (count - 1) + 1:stride] += g[offset]
+    return coverage.to(dtype=dtype, device=device)

@@ -58,3 +58,64 @@ def reuse_freed_memory() -> bool:
     except (OSError, AttributeError):  # not glibc (musl, …): nothing to tune
         return False
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))
+
+
+_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "kb": 2 ** 10, "m": 2 ** 20, "mb": 2 ** 20, "g": 2 ** 30, "gb": 2 ** 30,
+          "t": 2 ** 40, "tb": 2 ** 40}
+
+
+def parse_bytes(value: str | int | float) -> int:
+    """A memory size from a number of bytes or text such as '8GB', '512 MB', '1.5g' (binary units)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        amount, unit = float(value), ""
+    else:
+        text = str(value).strip().lower().replace(" ", "").replace("ib", "b")
+        number = text.rstrip("kmgtb")
+        unit = text[len(number):]
+        try:
+            amount = float(number)
+        except ValueError:
+            raise SidliteError(f"cannot read {value!r} as a memory size; write e.g. 8GB or 512MB") from None
+        if unit not in _UNITS:
+            raise SidliteError(f"unknown memory unit in {value!r}; use B, KB, MB, GB or TB")
+    size = int(amount * _UNITS[unit])
+    if size <= 0:
+        raise SidliteError(f"a memory budget must be positive, got {value!r}")
+    return size
+
+
+def available_memory(device: torch.device | str = "cpu") -> int:
+    """Bytes free now: the GPU's free memory for CUDA, MemAvailable (or the cgroup limit) for the CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    free = None
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    free = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(limit_file) as handle:
+                text = handle.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2 ** 60:
+            free = min(free or int(text), int(text))
+    return free if free is not None else 8 * 2 ** 30
+
+
+def default_memory_budget(device: torch.device | str = "cpu") -> int:
+    """What sidlite plans to use when no budget is given: 60 % of the memory free now."""
+    return int(0.6 * available_memory(device))
+
+
+def format_bytes(size: float) -> str:
+    """'1.5 GB', '340 MB', … (binary units)."""
+    for unit, scale in (("TB", 2 ** 40), ("GB", 2 ** 30), ("MB", 2 ** 20), ("KB", 2 ** 10)):
+        if abs(size) >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{int(size)} B"

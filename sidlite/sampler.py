@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .denoiser import ImageDenoiser
-from .errors import check
+from .errors import SidliteError, check
 from .pyramid import laplacian_blend
 from .schedule import Schedule
 
@@ -68,6 +68,8 @@ def sample_pyramid(denoisers: Sequence[ImageDenoiser | None], shapes: Sequence[t
     """Run the coarse-to-fine loop. Lists are per level, finest first; ``eta`` may be per level too.
 
     Initial noise for every level is drawn first, finest level first, then fresh noise per step.
+    ``denoisers`` may be a lazy sequence (:class:`sidlite.model.LevelDenoisers`): each level's denoiser
+    is asked for once, when that level starts. Each level shows a progress bar with its ETA.
     """
     hooks = hooks or Hooks()
     levels = len(shapes)
@@ -76,21 +78,23 @@ def sample_pyramid(denoisers: Sequence[ImageDenoiser | None], shapes: Sequence[t
     check(len(etas) == levels, "eta needs one value per level")
     for e in etas:
         check(0.0 <= e <= 1.0, f"eta must lie in [0, 1], got {e}")
-    channels = next(d.channels for d in denoisers if d is not None)
+    channels = getattr(denoisers, "channels", None) or next(d.channels for d in denoisers if d is not None)
     noise = [torch.randn((channels, *shape), generator=generator, device=device, dtype=dtype) for shape in shapes]
     results: list[torch.Tensor | None] = [None] * levels
     trajectory: list[StepRecord] = []
-    total = sum(s.steps for s, d in zip(schedules, denoisers) if d is not None)
-    with tqdm(total=total, disable=not progress, desc="sampling", unit="step", leave=False) as bar:
-        for scale in reversed(range(levels)):
-            fixed = hooks.fixed_result(scale)
-            if fixed is not None:
-                results[scale] = fixed
-                continue
-            schedule, denoiser = schedules[scale], denoisers[scale]
-            coarse = results[scale + 1] if scale + 1 < levels else None
-            x, start = hooks.start(scale, schedule, noise[scale])
-            bar.update(schedule.steps - start)
+    for scale in reversed(range(levels)):
+        fixed = hooks.fixed_result(scale)
+        if fixed is not None:
+            results[scale] = fixed
+            continue
+        schedule, denoiser = schedules[scale], denoisers[scale]
+        if denoiser is None:
+            raise SidliteError(f"level {scale} has neither a denoiser nor a fixed result")
+        coarse = results[scale + 1] if scale + 1 < levels else None
+        x, start = hooks.start(scale, schedule, noise[scale])
+        height, width = shapes[scale]
+        with tqdm(total=start, disable=not progress, unit="step", leave=False,
+                  desc=f"level {levels - scale}/{levels} ({height}x{width})") as bar:
             for t in range(start, 0, -1):
                 alpha, sigma = schedule.alphas[t], schedule.sigmas[t]
                 x_hat = hooks.constrain(scale, t, hooks.estimate(scale, denoiser, x, alpha, sigma))
@@ -100,6 +104,7 @@ def sample_pyramid(denoisers: Sequence[ImageDenoiser | None], shapes: Sequence[t
                 if record:
                     trajectory.append(StepRecord(scale, t, alpha, sigma, x.cpu(), x_hat.cpu()))
                 x = schedule.step(x_hat, eps, t - 1, etas[scale], generator)
+                del x_hat, eps  # the next step's estimate is allocated before these would go out of scope
                 bar.update(1)
-            results[scale] = x
+        results[scale] = x
     return SampleResult(results[0], results, trajectory)

@@ -21,35 +21,15 @@ from __future__ import annotations
 
 import torch
 
-from ..backends import make_backend
-from ..denoiser import ImageDenoiser
+from ..denoiser import ImageDenoiser, known_patch_grid
 from ..errors import SidliteError, check
 from ..image_io import as_image, save_image
 from ..model import default_min_short_side
-from ..patches import extract_patches
 from ..pyramid import auto_num_scales, build_pyramid, pyramid_shapes
 from ..runtime import make_generator, resolve_device
 from ..sampler import Hooks, sample_pyramid
 from ..schedule import Schedule
 from ._shared import as_mask, check_sampling, demo_image, rectangle_mask, region_pyramid, smooth_fill
-
-
-class KnownRegionDenoiser(ImageDenoiser):
-    """An :class:`ImageDenoiser` whose dataset is only the patches lying wholly inside ``known``.
-
-    It sets the same fields as :class:`ImageDenoiser` and builds its backend once, on the kept patches.
-    """
-
-    def __init__(self, image: torch.Tensor, known: torch.Tensor, patch_size: int, backend: str = "attention",
-                 rho: float = 0.2, **backend_options):
-        self.patch_size = patch_size
-        self.channels = image.shape[0]
-        self.rho = rho
-        self.query_stride = 1
-        inside = extract_patches(known[None].to(image.dtype), patch_size).amin(1) > 0
-        check(bool(inside.any()),
-              f"no {patch_size}x{patch_size} patch lies wholly outside the hole; use a smaller hole or patch size")
-        self.backend = make_backend(backend, extract_patches(image, patch_size)[inside], **backend_options)
 
 
 class KnownPixels(Hooks):
@@ -78,7 +58,7 @@ def _levels_with_patches(shape, hole, patch_size, num_scales, min_short_side):
         shapes = pyramid_shapes(shape, depth, m)
         holes = region_pyramid(hole, shapes)
         fits = all(min(s) >= patch_size for s in shapes)
-        if fits and all(bool((extract_patches((~h)[None].float(), patch_size).amin(1) > 0).any()) for h in holes):
+        if fits and all(bool(known_patch_grid(~h, patch_size).any()) for h in holes):
             return shapes, [~h for h in holes]
         if num_scales != "auto":
             break
@@ -105,7 +85,7 @@ def inpaint(image, mask, *, seed: int = 0, steps: int = 10, eta: float = 1.0, pa
     shapes, known = _levels_with_patches(tuple(image.shape[-2:]), hole, patch_size, num_scales, min_short_side)
     known = [k.to(device) for k in known]
     levels = build_pyramid(smooth_fill(image, hole), shapes)
-    denoisers = [KnownRegionDenoiser(level, k, patch_size, backend, rho, **backend_options) for level, k in zip(levels, known)]
+    denoisers = [ImageDenoiser(level, patch_size, backend, rho, known=k, **backend_options) for level, k in zip(levels, known)]
     schedules = [Schedule.flow_linear(steps, sigma_min)] * len(shapes)
     result = sample_pyramid(denoisers, shapes, schedules, eta=eta, generator=make_generator(seed, device),
                             hooks=KnownPixels(levels, known), progress=progress, device=device, dtype=image.dtype)

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import SidliteError
+from ..patchsets import PatchSet, as_patch_set
 from .attention import AttentionBackend
 from .base import PatchBackend
 from .clustered import ClusteredBackend, TopKBackend
 from .exact import ExactBackend
 from .faiss_backend import FaissBackend
 from .naive import NaiveBackend, naive_denoise
+from .spec import BackendSpec, accepted_options
 
 BACKENDS: dict[str, type[PatchBackend]] = {
     "naive": NaiveBackend,
@@ -44,15 +45,26 @@ def choose_backend(num_patches: int, dim: int, device: torch.device, num_queries
     return "topk" if work > threshold ** 2 else "attention"
 
 
-def make_backend(name: str, dataset: torch.Tensor, **options) -> PatchBackend:
-    """Build the backend called ``name`` (or 'auto') over an (N, D) patch dataset."""
+def parse_backend(spec: str | BackendSpec, **options) -> BackendSpec:
+    """A validated :class:`BackendSpec` from ``'topk:k=5,nprobe=4'``, a spec, and keyword options."""
+    return BackendSpec.parse(spec, BACKENDS, **options)
+
+
+def make_backend(spec: str | BackendSpec, dataset: PatchSet | torch.Tensor, num_queries: int | None = None,
+                 **options) -> PatchBackend:
+    """Build the backend of ``spec`` ('auto', 'topk', 'topk:nprobe=4', …) over a patch set or (N, D) tensor.
+
+    With 'auto' the backend is chosen by :func:`choose_backend` for ``num_queries`` queries per call
+    (default: as many as patches) and gets only the options it accepts.
+    """
+    spec = parse_backend(spec, **options)
+    dataset = as_patch_set(dataset)
+    name = spec.name
     if name == "auto":
-        name = choose_backend(dataset.shape[0], dataset.shape[1], dataset.device)
-    if name not in BACKENDS:
-        raise SidliteError(f"unknown backend {name!r}; choose auto or one of: {', '.join(BACKENDS)}")
-    return BACKENDS[name](dataset, **options)
+        name = choose_backend(dataset.size, dataset.dim, dataset.device, num_queries)
+    return BACKENDS[name](dataset, **spec.options_for(name, BACKENDS))
 
 
-__all__ = ["AUTO_ANN_THRESHOLD", "BACKENDS", "PatchBackend", "NaiveBackend", "ExactBackend", "AttentionBackend", "ClusteredBackend", "TopKBackend",
+__all__ = ["AUTO_ANN_THRESHOLD", "BACKENDS", "BackendSpec", "accepted_options", "parse_backend", "PatchBackend", "NaiveBackend", "ExactBackend", "AttentionBackend", "ClusteredBackend", "TopKBackend",
            "FaissBackend",
            "choose_backend", "make_backend", "naive_denoise"]

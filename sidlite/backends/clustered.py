@@ -46,7 +46,7 @@ class ClusteredBackend(PatchBackend):
     name = "clustered"
     exact = False
 
-    def __init__(self, dataset: torch.Tensor, nprobe: int = 2, nlist: int | None = None, iters: int = 8,
+    def __init__(self, dataset, nprobe: int = 2, nlist: int | None = None, iters: int = 8,
                  seed: int = 0, init: str = "random", train_per_list: int = 64, max_pairs: int = 2 ** 17,
                  split_above: float | None = 1.5):
         super().__init__(dataset)
@@ -59,7 +59,8 @@ class ClusteredBackend(PatchBackend):
         check(isinstance(max_pairs, int) and max_pairs >= 1, f"max_pairs must be an integer >= 1, got {max_pairs}")
         check(split_above is None or split_above >= 1, f"split_above must be None or >= 1, got {split_above}")
         self.seed, self.iters, self.init = seed, iters, init
-        dataset = self.dataset
+        self._options = {"nprobe": nprobe, "nlist": nlist}
+        dataset = self.patches
         generator = make_generator(seed, dataset.device)
         centroids, labels = kmeans(dataset, nlist, iters=iters, generator=generator, init=init,
                                    train_per_list=train_per_list)
@@ -72,11 +73,21 @@ class ClusteredBackend(PatchBackend):
         self.labels = remap[labels]
         self.centroids = centroids[used].to(dataset.dtype)
         self.order = torch.argsort(self.labels, stable=True)  # sorted position -> dataset row
-        self.sorted = dataset[self.order].contiguous()
+        self.sorted = dataset.gather(self.order)  # the patches list by list, one contiguous copy
         self.sq_norms = (self.sorted * self.sorted).sum(1)
         self.offsets = [0] + torch.cumsum(counts[used], 0).tolist()
         self.nprobe = min(nprobe, self.nlist)
         self.max_pairs = max_pairs
+
+    @classmethod
+    def estimate(cls, num_patches, dim, num_queries, nprobe: int = 2, nlist: int | None = None, **_):
+        nlist = nlist or default_nlist(num_patches)
+        mean_list = num_patches / nlist
+        # the sorted copy, ids and norms; per probed list: a gathered query row, a partial result and a
+        # score row of the mean list size; work: centroid ranking, then the probed lists (twice: logits, sums)
+        return {"index_bytes": num_patches * (4 * dim + 20) + 4 * nlist * dim,
+                "bytes_per_query": nprobe * 4 * (2 * dim + 2 * mean_list + 4) + 4 * nlist,
+                "flops": 2.0 * num_queries * dim * (nlist + 2 * nprobe * mean_list)}
 
     @property
     def nlist(self) -> int:
@@ -153,7 +164,7 @@ class TopKBackend(ClusteredBackend):
 
     name = "topk"
 
-    def __init__(self, dataset: torch.Tensor, k: int = 5, nprobe: int = 2, **options):
+    def __init__(self, dataset, k: int = 5, nprobe: int = 2, **options):
         check(isinstance(k, int) and k >= 1, f"k must be an integer >= 1, got {k}")
         super().__init__(dataset, nprobe=nprobe, **options)
         self.k = min(k, self.num_patches)

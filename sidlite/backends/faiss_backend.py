@@ -35,7 +35,7 @@ class FaissBackend(PatchBackend):
     name = "faiss"
     exact = False
 
-    def __init__(self, dataset: torch.Tensor, k: int = 5, nprobe: int = 2, nlist: int | None = None,
+    def __init__(self, dataset, k: int = 5, nprobe: int = 2, nlist: int | None = None,
                  seed: int = 0, centroids: torch.Tensor | None = None, query_chunk: int = 16384):
         super().__init__(dataset)
         faiss = _faiss()
@@ -46,8 +46,10 @@ class FaissBackend(PatchBackend):
             nlist = centroids.shape[0]
         nlist = default_nlist(n) if nlist is None else nlist
         check(isinstance(nlist, int) and 1 <= nlist <= n, f"nlist must be an integer in [1, N={n}], got {nlist}")
+        self._options = {"k": k, "nprobe": nprobe, "nlist": nlist}
         self.k, self.nprobe, self.nlist, self.query_chunk = min(k, n), min(nprobe, nlist), nlist, query_chunk
-        data = np.ascontiguousarray(self.dataset.detach().float().cpu().numpy())
+        self.table = self.patches.dense()  # FAISS stores its own copy; the weights read this one
+        data = np.ascontiguousarray(self.table.detach().float().cpu().numpy())
         quantizer = faiss.IndexFlatL2(self.dim)
         index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_L2)
         if centroids is None:
@@ -61,13 +63,20 @@ class FaissBackend(PatchBackend):
         index.nprobe = self.nprobe
         self._quantizer = quantizer  # the IVF index refers to it: keep it alive
         self._resources = None
-        if dataset.is_cuda and hasattr(faiss, "StandardGpuResources"):
+        if self.table.is_cuda and hasattr(faiss, "StandardGpuResources"):
             self._resources = faiss.StandardGpuResources()
-            index = faiss.index_cpu_to_gpu(self._resources, dataset.device.index or 0, index)
+            index = faiss.index_cpu_to_gpu(self._resources, self.table.device.index or 0, index)
         self.index = index
-        self.sq_norms = (dataset.double() ** 2).sum(1).to(dataset.dtype)
+        self.sq_norms = self.patches.sq_norms()
 
     @torch.no_grad()
+    @classmethod
+    def estimate(cls, num_patches, dim, num_queries, k: int = 5, nprobe: int = 2, nlist: int | None = None, **_):
+        nlist = nlist or default_nlist(num_patches)
+        return {"index_bytes": 8 * num_patches * dim + 4 * nlist * dim,
+                "bytes_per_query": 4 * (k * dim + nlist + k),
+                "flops": 2.0 * num_queries * dim * (nlist + nprobe * num_patches / nlist)}
+
     def neighbours(self, queries: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
         """Dataset rows (M, k) of the k nearest probed patches of x/α, nearest first; -1 where none."""
         found = self.index.search(np.ascontiguousarray((queries / alpha).float().cpu().numpy()), self.k)[1]
@@ -82,7 +91,7 @@ class FaissBackend(PatchBackend):
             missing = index < 0
             check(not bool(missing.all(1).any()), "FAISS found no candidate for some query; raise nprobe")
             index = index.clamp_min(0)
-            y = self.dataset[index]  # (M, k, D)
+            y = self.table[index]  # (M, k, D)
             logits = (alpha / sigma ** 2) * torch.bmm(y, x[:, :, None])[:, :, 0] \
                 - (alpha ** 2 / (2 * sigma ** 2)) * self.sq_norms[index]
             weights = torch.softmax(logits.masked_fill(missing, -torch.inf), dim=1)

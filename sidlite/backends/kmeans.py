@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import check
+from ..patchsets import PatchSet, as_patch_set
 
 INITS = ("kmeans++", "random")
 
@@ -29,6 +30,11 @@ def nearest_centroids(points: torch.Tensor, centroids: torch.Tensor, count: int 
         scores = torch.addmm(sq_norms, points[start:start + chunk].float(), centroids.float().T, alpha=-2.0)
         out.append(scores.topk(count, dim=1, largest=False).indices if count > 1 else scores.argmin(1, keepdim=True))
     return torch.cat(out)
+
+
+def assign(data: PatchSet, centroids: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
+    """The nearest centroid of every patch of ``data`` (N,), reading the set block by block."""
+    return torch.cat([nearest_centroids(block, centroids, chunk=chunk)[:, 0] for _, block in data.chunks(chunk)])
 
 
 def _kmeans_pp(points: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -49,7 +55,7 @@ def _kmeans_pp(points: torch.Tensor, k: int, generator: torch.Generator) -> torc
     return torch.stack(centres)
 
 
-def kmeans(data: torch.Tensor, num_lists: int, *, iters: int = 8, generator: torch.Generator,
+def kmeans(data: PatchSet | torch.Tensor, num_lists: int, *, iters: int = 8, generator: torch.Generator,
            init: str = "random", train_per_list: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """Centroids (L, D) and the list of every row of ``data`` (N,), after ``iters`` Lloyd iterations.
 
@@ -57,13 +63,15 @@ def kmeans(data: torch.Tensor, num_lists: int, *, iters: int = 8, generator: tor
     stay in use on the training set.
     """
     check(init in INITS, f"unknown k-means init {init!r}; choose one of: {', '.join(INITS)}")
-    n = data.shape[0]
+    data = as_patch_set(data)
+    n = data.size
     check(1 <= num_lists <= n, f"the number of lists must lie in [1, N={n}], got {num_lists}")
     check(iters >= 0 and train_per_list >= 1, "k-means needs iters >= 0 and train_per_list >= 1")
-    points = data.float()
     train_size = min(n, num_lists * train_per_list)
     if train_size < n:
-        points = points[torch.randperm(n, generator=generator, device=data.device)[:train_size]]
+        points = data.gather(torch.randperm(n, generator=generator, device=data.device)[:train_size]).float()
+    else:
+        points = data.dense().float()
     if init == "kmeans++":
         # The seeding is sequential in L; on a subset it costs little and still spreads the centres.
         seed_set = points[:min(train_size, 16 * num_lists)]
@@ -79,16 +87,17 @@ def kmeans(data: torch.Tensor, num_lists: int, *, iters: int = 8, generator: tor
         empty = int((~filled).sum())
         if empty:
             centroids[~filled] = points[torch.randint(train_size, (empty,), generator=generator, device=data.device)]
-    return centroids, nearest_centroids(data, centroids)[:, 0]
+    return centroids, assign(data, centroids)
 
 
-def split_large_lists(data: torch.Tensor, centroids: torch.Tensor, cap: int, *, generator: torch.Generator,
+def split_large_lists(data: PatchSet | torch.Tensor, centroids: torch.Tensor, cap: int, *, generator: torch.Generator,
                       iters: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """Bisect (2-means) the largest list until none holds more than ``cap`` points, then reassign
     every point to its nearest centroid. Returns the new centroids and every row's list."""
     check(cap >= 1, f"the list size cap must be >= 1, got {cap}")
+    data = as_patch_set(data)
     centroids = centroids.float().clone()
-    labels = nearest_centroids(data, centroids)[:, 0]
+    labels = assign(data, centroids)
     unsplittable = []
     while True:
         sizes = torch.bincount(labels, minlength=centroids.shape[0])
@@ -97,11 +106,11 @@ def split_large_lists(data: torch.Tensor, centroids: torch.Tensor, cap: int, *, 
         if int(sizes[largest]) <= cap:
             break
         members = (labels == largest).nonzero()[:, 0]
-        halves, side = kmeans(data[members], 2, iters=iters, generator=generator, train_per_list=members.shape[0])
+        halves, side = kmeans(data.gather(members), 2, iters=iters, generator=generator, train_per_list=members.shape[0])
         if not bool(side.any()) or bool(side.all()):  # identical points: this list cannot be split
             unsplittable.append(largest)
             continue
         centroids[largest] = halves[0]
         centroids = torch.cat([centroids, halves[1:]])
         labels[members[side == 1]] = centroids.shape[0] - 1
-    return centroids, nearest_centroids(data, centroids)[:, 0]
+    return centroids, assign(data, centroids)

@@ -31,9 +31,14 @@ class NaiveBackend(PatchBackend):
 
     name = "naive"
 
-    def __init__(self, dataset: torch.Tensor):
+    @classmethod
+    def estimate(cls, num_patches, dim, num_queries, **_):
+        return {"index_bytes": 8 * num_patches * dim, "bytes_per_query": 8 * (3 * num_patches + 2 * dim),
+                "flops": 4.0 * num_queries * num_patches * dim}
+
+    def __init__(self, dataset):
         super().__init__(dataset)
-        self._dataset_np = dataset.detach().cpu().double().numpy()
+        self._dataset_np = self.patches.dense().detach().cpu().double().numpy()
 
     def _denoise(self, queries, alpha, sigma):
         out = naive_denoise(queries.detach().cpu().double().numpy(), self._dataset_np, alpha, sigma)

@@ -1,0 +1,160 @@
+"""One plan per pyramid level, resolved in one place before any work: backend and its options, query
+stride, band height, dtype, and the memory and work each level will cost.
+
+The memory a level needs while it is sampled is
+
+* its images: the sampler's state, estimate, noise prediction, fold numerator and blend temporaries
+  (about :data:`IMAGE_COPIES` images of the output level), the noise drawn up front for every level,
+  the finished coarser results, and the level image the patches come from;
+* its backend's index (k-means lists, padded keys …), from the backend's own estimate;
+* one band of queries: patch-grid rows × the bytes one row costs (queries, estimates, the backend's
+  working memory, the band's fold).
+
+The band takes what the budget leaves; a level whose images and index alone exceed the budget cannot
+run, and :meth:`Plan.check` says so in one line naming the knob, before any sampling starts.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+from .backends import BACKENDS, choose_backend, parse_backend
+from .backends.spec import BackendSpec
+from .errors import SidliteError
+from .patches import patch_grid
+from .runtime import default_memory_budget, format_bytes, parse_bytes
+
+#: Full-size images of the level being sampled that the sampler and the blend hold at once.
+IMAGE_COPIES = 8
+
+#: Query positions of a level above which 'auto' strides the queries by 2 (the paper's resolver, §10).
+AUTO_STRIDE_QUERIES = 8_000_000
+
+
+@dataclass(frozen=True)
+class LevelPlan:
+    """What one pyramid level will do and cost (sizes in patches, bytes and floating-point operations)."""
+
+    level: int
+    input_shape: tuple[int, int]
+    output_shape: tuple[int, int]
+    patches: int
+    queries: int
+    dim: int
+    backend: str
+    options: dict = field(default_factory=dict)
+    query_stride: int = 1
+    band_rows: int = 1
+    bands: int = 1
+    dtype: str = "float32"
+    image_bytes: int = 0
+    index_bytes: int = 0
+    band_bytes: int = 0
+    flops_per_step: float = 0.0
+
+    @property
+    def memory(self) -> int:
+        return self.image_bytes + self.index_bytes + self.band_bytes
+
+
+@dataclass
+class Plan:
+    """The per-level plans of one sampling run, finest level first, and the budget they were made for."""
+
+    levels: list[LevelPlan]
+    budget: int
+    device: str
+    steps: int = 1
+
+    @property
+    def peak(self) -> int:
+        return max(level.memory for level in self.levels)
+
+    def check(self) -> "Plan":
+        """Raise a one-line error when a level cannot fit the budget; returns the plan otherwise."""
+        for level in self.levels:
+            fixed = level.image_bytes + level.index_bytes
+            if fixed + level.band_bytes > self.budget:
+                raise SidliteError(
+                    f"level {level.level} ({level.output_shape[0]}x{level.output_shape[1]}) needs "
+                    f"{format_bytes(fixed + level.band_bytes)} (images {format_bytes(level.image_bytes)}, index "
+                    f"{format_bytes(level.index_bytes)}) but the memory budget is {format_bytes(self.budget)}; "
+                    f"raise --memory-budget, or lower --size, --max-side or use --query-stride 2")
+        return self
+
+    def table(self) -> str:
+        """The plan as a text table, one row per level, coarsest last (as the levels are listed)."""
+        header = ("level", "input", "output", "patches N", "queries M", "backend", "stride", "bands",
+                  "dtype", "memory", "GFLOP/step")
+        rows = [header]
+        for p in self.levels:
+            backend = p.backend + ("" if not p.options else ":" + ",".join(f"{k}={v}" for k, v in p.options.items()))
+            rows.append((str(p.level), f"{p.input_shape[0]}x{p.input_shape[1]}",
+                         f"{p.output_shape[0]}x{p.output_shape[1]}", f"{p.patches:,}", f"{p.queries:,}", backend,
+                         str(p.query_stride), f"{p.bands} x {p.band_rows} rows", p.dtype, format_bytes(p.memory),
+                         f"{p.flops_per_step / 1e9:,.1f}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        total = sum(p.flops_per_step for p in self.levels) * self.steps
+        lines.append(f"budget {format_bytes(self.budget)} on {self.device}; planned peak {format_bytes(self.peak)}; "
+                     f"about {total / 1e12:,.2f} TFLOP for {self.steps} steps per level")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def resolve_budget(memory_budget, device: torch.device | str) -> int:
+    """The budget in bytes: as given (bytes or text such as '8GB'), or 60 % of what is free on ``device``."""
+    return parse_bytes(memory_budget) if memory_budget is not None else default_memory_budget(device)
+
+
+def resolve_stride(query_stride: int | str, queries: int) -> int:
+    """A level's query stride: the given integer, or with 'auto' 2 above :data:`AUTO_STRIDE_QUERIES` positions."""
+    if query_stride == "auto":
+        return 2 if queries > AUTO_STRIDE_QUERIES else 1
+    if not (isinstance(query_stride, int) and query_stride >= 1):
+        raise SidliteError(f"query stride must be 'auto' or a whole number >= 1, got {query_stride!r}")
+    return query_stride
+
+
+def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence[tuple[int, int]], channels: int,
+                patch_size: int, backend: str | BackendSpec = "auto", *, device: torch.device | str = "cpu",
+                memory_budget=None, query_stride: int | str = "auto", dataset_patches: Sequence[int] | None = None,
+                steps: int = 1, keep_levels: bool = False) -> Plan:
+    """Plan every level (finest first) of sampling ``output_shapes`` from the levels ``input_shapes``.
+
+    ``dataset_patches`` overrides each level's patch count (a masked dataset keeps fewer); with
+    ``keep_levels`` every level's index stays in memory, and the plan counts them all.
+    """
+    spec = parse_backend(backend)
+    device = torch.device(device)
+    budget = resolve_budget(memory_budget, device)
+    item = 4  # float32 throughout
+    dim = channels * patch_size ** 2
+    noise_bytes = sum(channels * h * w * item for h, w in output_shapes)
+    plans, indexes = [], []
+    for level, (inp, out) in enumerate(zip(input_shapes, output_shapes)):
+        grid = patch_grid(*out, patch_size, 1)
+        stride = resolve_stride(query_stride, grid[0] * grid[1])
+        rows, cols = patch_grid(*out, patch_size, stride)
+        queries = rows * cols
+        patches = dataset_patches[level] if dataset_patches else math.prod(patch_grid(*inp, patch_size, 1))
+        name = spec.name if spec.name != "auto" else choose_backend(patches, dim, device, queries)
+        options = spec.options_for(name, BACKENDS)
+        cost = BACKENDS[name].estimate(patches, dim, queries, **options)
+        indexes.append(int(cost["index_bytes"]))
+        coarser = sum(channels * h * w * item for h, w in output_shapes[level + 1:])  # finished results kept
+        images = IMAGE_COPIES * channels * out[0] * out[1] * item + noise_bytes + coarser + channels * inp[0] * inp[1] * item
+        index = sum(indexes) if keep_levels else indexes[-1]
+        per_row = cols * (3 * item * dim + int(cost["bytes_per_query"])) + item * channels * stride * out[1]
+        left = budget - images - index
+        band_rows = max(1, min(rows, left // per_row)) if left > 0 else 1
+        plans.append(LevelPlan(level, tuple(inp), tuple(out), patches, queries, dim, name, options, stride,
+                               band_rows, math.ceil(rows / band_rows), str(options.get("dtype") or "float32"),
+                               images, index, band_rows * per_row, float(cost["flops"])))
+    return Plan(plans, budget, str(device), steps)
