@@ -7,6 +7,13 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-stamp
 OUT ?= outputs/demo
 NBVAL_TIMEOUT ?= 240
+# make lab: the address JupyterLab listens on (0.0.0.0 for every interface), its port, extra options.
+LAB_IP ?= 127.0.0.1
+LAB_PORT ?= 8888
+LAB_ARGS ?=
+# As root (a container, a cloud VM) Jupyter refuses to start without --allow-root: pass it there, as the
+# Jupyter docker-stacks images do.
+LAB_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 
 .PHONY: help install demo test test-unit test-book lab book student bench clean
 
@@ -33,8 +40,8 @@ test-unit: $(STAMP) ## the unit tests only
 test-book: $(STAMP) ## the notebooks only, under nbval
 	SIDLITE_FAST=1 MPLBACKEND=Agg $(PY) -m pytest book --nbval-lax --nbval-cell-timeout=$(NBVAL_TIMEOUT) -p no:cacheprovider
 
-lab: $(STAMP) ## JupyterLab on the book
-	$(VENV)/bin/jupyter lab book
+lab: $(STAMP) ## JupyterLab on the book (LAB_IP=0.0.0.0 LAB_PORT=8888 to reach it from another machine)
+	$(VENV)/bin/jupyter lab book --ip=$(LAB_IP) --port=$(LAB_PORT) $(if $(filter 127.0.0.1 localhost,$(LAB_IP)),,--no-browser) $(LAB_ROOT) $(LAB_ARGS)
 
 book: $(STAMP) ## execute every chapter offline into rendered HTML under _build/html
 	$(PY) scripts/render_book.py --output _build/html

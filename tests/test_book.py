@@ -4,11 +4,18 @@ Rules: files are named NN-name.ipynb with unique numbers and a 00 preface; the f
 shared setup call; no outputs or execution counts are committed; code cells install, download and
 shell out to nothing; every NBVAL_SKIP states a reason; every chapter has at least three exercises
 (a Markdown cell, a ``solution``-tagged code cell, a ``check``-tagged code cell) and a References section.
+A check cell reads only names that its exercise's text gives in backticks or that earlier non-solution
+cells define (and that the solution does not silently redefine); no assert bounds a quantity from below
+by zero (``assert x > 0``), which quantities positive by construction always pass, unless an entry of
+the reviewed allow-list says why that bound can fail.
 """
 from __future__ import annotations
 
+import ast
+import builtins
 import importlib.util
 import re
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -27,6 +34,24 @@ FORBIDDEN = [
      "a download"),
     (re.compile(r"\b(subprocess|os\.system|os\.popen)\b"), "a shell call"),
 ]
+
+
+#: Reviewed lower bounds near zero that can fail: {(chapter, the comparison as ast.unparse writes it): why}.
+ZERO_BOUND_ALLOWED: dict[tuple[str, str], str] = {}
+
+#: Temporary: failures of the two checks below in chapters being rewritten by other authors at the time
+#: these checks were added (issue 11, part B). Each entry is (chapter, failure text); remove an entry when
+#: its chapter is fixed (the test warns about entries that no longer occur).
+TEMPORARY_EXCEPTIONS: set[tuple[str, str]] = {
+    ("06-latent-space.ipynb", "check cell 28 reads `k_30`, which the exercise text does not give"),
+    ("06-latent-space.ipynb", "check cell 31 reads `r_global`, which the exercise text does not give"),
+    ("06-latent-space.ipynb", "cell 37: assert err_periodic < 1e-05 < err_plain"),
+    ("11-analogy-and-style.ipynb", "cell 20: assert views.min() >= 0"),
+}
+
+BUILTIN_NAMES = set(dir(builtins)) | {"display", "get_ipython"}
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+BACKTICKS = re.compile(r"`([^`]+)`")
 
 
 def _load(path: Path) -> nbformat.NotebookNode:
@@ -110,6 +135,176 @@ def test_has_a_references_section(path):
     headings = [line for c in _load(path).cells if c.cell_type == "markdown" for line in c.source.splitlines()
                 if re.match(r"^#+\s*References\b", line)]
     assert headings, f"{path.name}: add a Markdown '## References' section crediting papers and sources"
+
+
+def _python(cell) -> str:
+    """A code cell's source as plain Python: IPython magics and shell escapes become blank lines."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in cell.source.splitlines())
+
+
+class _Names(ast.NodeVisitor):
+    """The names a piece of code binds (at any depth: assignments, defs, imports, arguments, loop and
+    comprehension targets) and the names it reads, in order."""
+
+    def __init__(self):
+        self.bound: set[str] = set()
+        self.loaded: list[str] = []
+
+    def visit_Name(self, node):
+        (self.loaded.append if isinstance(node.ctx, ast.Load) else self.bound.add)(node.id)
+
+    def _arguments(self, args: ast.arguments):
+        for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+            if arg is not None:
+                self.bound.add(arg.arg)
+
+    def visit_FunctionDef(self, node):
+        self.bound.add(node.name)
+        self._arguments(node.args)
+        self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Lambda(self, node):
+        self._arguments(node.args)
+        self.generic_visit(node)
+
+    def visit_ClassDef(self, node):
+        self.bound.add(node.name)
+        self.generic_visit(node)
+
+    def visit_Import(self, node):
+        self.bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+
+    visit_ImportFrom = visit_Import
+
+    def visit_ExceptHandler(self, node):
+        if node.name:
+            self.bound.add(node.name)
+        self.generic_visit(node)
+
+
+def _names(source: str) -> _Names:
+    visitor = _Names()
+    visitor.visit(ast.parse(source))
+    return visitor
+
+
+def _given_in_text(markdown: str) -> set[str]:
+    """The identifiers inside `backtick` spans of an exercise's text: the names it gives the reader."""
+    return {name for span in BACKTICKS.findall(markdown) for name in IDENTIFIER.findall(span)}
+
+
+def check_cell_reads(cells) -> list[str]:
+    """Names each check cell reads that its exercise neither gives nor may take from earlier cells.
+
+    A check may read a name that (a) its exercise's text (the Markdown cell before the solution) gives in
+    backticks, (b) an earlier non-solution code cell defines and the solution does not redefine (else the
+    check silently depends on the solution's choice of it), (c) the check itself binds, or (d) is a builtin.
+    """
+    failures, defined = [], set()
+    for i, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        if "check" in _tags(cell) and i >= 2 and "solution" in _tags(cells[i - 1]) and cells[i - 2].cell_type == "markdown":
+            given = _given_in_text(cells[i - 2].source)
+            redefined = _names(_python(cells[i - 1])).bound
+            check = _names(_python(cell))
+            missing = []
+            for name in dict.fromkeys(check.loaded):
+                if name in check.bound or name in given or name in BUILTIN_NAMES:
+                    continue
+                if name in defined and name not in redefined:
+                    continue
+                missing.append(f"`{name}`" + (" (the solution redefines it)" if name in defined else ""))
+            if missing:
+                failures.append(f"check cell {i} reads {', '.join(missing)}, which the exercise text does not give")
+        if "solution" not in _tags(cell):
+            defined |= _names(_python(cell)).bound
+    return failures
+
+
+def _near_zero(node) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        node = node.operand
+    return (isinstance(node, ast.Constant) and isinstance(node.value, (int, float))
+            and not isinstance(node.value, bool) and abs(node.value) <= 1e-3)
+
+
+def zero_lower_bounds(cells) -> list[tuple[int, str]]:
+    """(cell, comparison) for every assert that bounds something from below by a constant within 1e-3
+    of zero: ``x > 0``, ``x >= 0``, ``0 < x``, ``a < 1e-12 < x``, ``(v > -1e-3).all()``."""
+    found = []
+    for i, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(_python(cell))):
+            if not isinstance(node, ast.Assert):
+                continue
+            for compare in (n for n in ast.walk(node.test) if isinstance(n, ast.Compare)):
+                operands = [compare.left, *compare.comparators]
+                for k, op in enumerate(compare.ops):
+                    left, right = operands[k], operands[k + 1]
+                    if ((isinstance(op, (ast.Gt, ast.GtE)) and _near_zero(right))
+                            or (isinstance(op, (ast.Lt, ast.LtE)) and _near_zero(left))):
+                        found.append((i, ast.unparse(compare)))
+    return found
+
+
+def _report(path: Path, failures: list[str], what: str):
+    known = {text for chapter, text in TEMPORARY_EXCEPTIONS if chapter == path.name}
+    stale = known - set(failures)
+    if stale:
+        warnings.warn(f"{path.name}: TEMPORARY_EXCEPTIONS entries that no longer occur, remove them: {sorted(stale)}")
+    left = [f for f in failures if f not in known]
+    assert not left, f"{path.name}: {what}: " + "; ".join(left)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_check_cells_read_only_names_their_exercise_gives(path):
+    _report(path, check_cell_reads(_load(path).cells),
+            "name every variable a check reads in the exercise text, in backticks")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_no_assert_bounds_a_quantity_from_below_by_zero(path):
+    failures = [f"cell {i}: assert {text}" for i, text in zero_lower_bounds(_load(path).cells)
+                if (path.name, text) not in ZERO_BOUND_ALLOWED]
+    _report(path, failures, "a lower bound of zero passes for every quantity positive by construction; "
+                            "assert what the claim says (a ratio, a margin over a baseline), or add a reviewed "
+                            "entry to ZERO_BOUND_ALLOWED")
+
+
+def _cells(*specs):
+    """Tiny notebooks for the checker's own tests: ('md', text), ('code', src), ('solution', src), ('check', src)."""
+    made = []
+    for kind, source in specs:
+        if kind == "md":
+            made.append(nbformat.v4.new_markdown_cell(source))
+        else:
+            tags = [] if kind == "code" else [kind]
+            made.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags}))
+    return made
+
+
+def test_the_name_checker_finds_unnamed_and_silently_redefined_names():
+    cells = _cells(("code", "import numpy as np\nalpha = 0.5\nimage = np.zeros(3)"),
+                   ("md", "Compute `total` of `image`."),
+                   ("solution", "alpha = 0.7\ntotal = image.sum() * alpha\nhelper = 1"),
+                   ("check", "assert np.isclose(total, image.sum() * alpha) and helper == 1\n"
+                             "assert all(v == v for v in [total]) and len([total]) == 1"))
+    [failure] = check_cell_reads(cells)
+    assert "`alpha` (the solution redefines it)" in failure and "`helper`" in failure
+    assert "`total`" not in failure and "`image`" not in failure and "`np`" not in failure and "`v`" not in failure
+    cells[1].source = "Compute `total` of `image` with `alpha` and a `helper`."
+    assert check_cell_reads(cells) == []
+
+
+def test_the_zero_bound_checker_finds_lower_bounds_near_zero_only():
+    cells = _cells(("code", "assert x > 0 and y >= 0.0\nassert 0 < z\nassert a < 1e-12 < b\n"
+                            "assert (v > -1e-3).all()\nassert w > 0.5 and q < 1e-9 and r != 0"))
+    assert [text for _, text in zero_lower_bounds(cells)] == ["x > 0", "y >= 0.0", "0 < z", "a < 1e-12 < b",
+                                                               "v > -0.001"]
 
 
 def _tiny_book(folder: Path) -> Path:
