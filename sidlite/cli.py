@@ -7,6 +7,8 @@ import importlib
 import pkgutil
 import sys
 
+import torch
+
 from . import commands
 from .errors import SidliteError
 
@@ -20,6 +22,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _out_of_memory(error: BaseException) -> int:
+    where = "GPU" if isinstance(error, torch.OutOfMemoryError) else "CPU"
+    print(f"sidlite: error: out of {where} memory; see the plan with --plan, then lower --memory-budget "
+          f"(smaller bands), --size or --max-side, or use --query-stride 2", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -31,10 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     except SidliteError as error:
         print(f"sidlite: error: {error}", file=sys.stderr)
         return 2
-    except MemoryError:
-        print("sidlite: error: out of memory; use a smaller --size, fewer scales or --backend topk",
-              file=sys.stderr)
-        return 2
+    except (MemoryError, torch.OutOfMemoryError) as error:
+        return _out_of_memory(error)
+    except RuntimeError as error:
+        if "allocate memory" in str(error) or "out of memory" in str(error):
+            return _out_of_memory(error)
+        raise
     except KeyboardInterrupt:
         print("sidlite: interrupted", file=sys.stderr)
         return 130

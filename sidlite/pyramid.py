@@ -40,6 +40,10 @@ def pyramid_shapes(size: tuple[int, int], num_scales: int, min_short_side: int |
     return shapes
 
 
+#: Values the resampler gathers at once (taps × outputs × rows); bounds its memory on huge images.
+GATHER_BLOCK_VALUES = 2 ** 24
+
+
 def _cubic(x: torch.Tensor, a: float = -0.5) -> torch.Tensor:
     x = x.abs()
     near = ((a + 2) * x - (a + 3)) * x * x + 1
@@ -63,8 +67,13 @@ def _resize_axis(image: torch.Tensor, axis: int, out_size: int) -> torch.Tensor:
     period = taps.remainder(2 * in_size)
     taps = torch.where(period >= in_size, 2 * in_size - 1 - period, period)
     moved = image.movedim(axis, -1)
-    gathered = moved[..., taps.to(image.device)]  # (..., out, taps)
-    out = (gathered * weights.to(image.device, image.dtype)).sum(-1)
+    taps, weights = taps.to(image.device), weights.to(image.device, image.dtype)
+    out = moved.new_empty((*moved.shape[:-1], out_size))
+    # rows of the other axis in blocks, so the gathered (…, out, taps) array stays about 64 MB
+    block = max(1, GATHER_BLOCK_VALUES // max(1, moved[..., :1, :1].numel() * out_size * taps.shape[1]))
+    for start in range(0, moved.shape[-2], block):
+        gathered = moved[..., start:start + block, :][..., taps]  # (…, block, out, taps)
+        out[..., start:start + block, :] = (gathered * weights).sum(-1)
     return out.movedim(-1, axis)
 
 

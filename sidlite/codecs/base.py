@@ -41,6 +41,7 @@ class Codec:
     name = "pixels"
     factor = 1  # pixels per latent cell along each side
     multiple = 1  # encode centre-crops the image so both sides are multiples of this
+    blockwise = True  # each latent cell decodes on its own, so a latent can be decoded in bands
 
     def fit(self, image: torch.Tensor) -> "Codec":
         """Prepare for ``image`` (a per-image codec learns its basis here); returns self."""

@@ -139,6 +139,8 @@ class VAECodec(Codec):
     encoded and decoded in tiles of ``tile`` cells overlapping by ``overlap`` (``tile=None``: never).
     """
 
+    blockwise = False  # convolutions mix neighbouring cells: decoded whole (in its own tiles)
+
     name = "vae"
 
     def __init__(self, source: str, subfolder: str | None = None, allow_download: bool = False,

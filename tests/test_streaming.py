@@ -1,0 +1,223 @@
+"""Bounded-memory generation: patch sets, streamed bands, blocked datasets, the per-level plan, big outputs."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import sidlite
+from sidlite import SidliteError, naive_denoise
+from sidlite.backends import AttentionBackend, ExactBackend, TopKBackend, make_backend, parse_backend
+from sidlite.cli import main
+from sidlite.denoiser import ImageDenoiser, known_patch_grid
+from sidlite.large_output import check_disk_space, save_result, write_png_rows
+from sidlite.model import SingleImageModel, generation_model
+from sidlite.patches import extract_patches, fold_patches
+from sidlite.patchsets import DensePatchSet, ImagePatchSet
+from sidlite.plan import plan_levels
+from sidlite.pyramid import resize
+from sidlite.runtime import format_bytes, parse_bytes
+
+
+def image(c=3, h=30, w=41, seed=0):
+    return torch.rand(c, h, w, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_image_patch_set_equals_the_extracted_matrix(stride):
+    img = image()
+    dense = extract_patches(img, 5, stride)
+    patches = ImagePatchSet(img, 5, stride)
+    assert patches.size == dense.shape[0] and patches.dim == dense.shape[1]
+    rows = torch.randint(0, dense.shape[0], (64,), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(patches.gather(rows), dense[rows])
+    assert torch.equal(torch.cat([block for _, block in patches.chunks(37)]), dense)
+    torch.testing.assert_close(patches.mean(), dense.double().mean(0).float(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(patches.sq_norms(), (dense.double() ** 2).sum(1).float(), atol=1e-4, rtol=1e-6)
+
+
+def test_keep_mask_selects_the_patches_inside_the_known_region():
+    img = image()
+    known = torch.ones(30, 41, dtype=torch.bool)
+    known[10:20, 12:30] = False
+    grid = known_patch_grid(known, 5)
+    inside = extract_patches(known[None].float(), 5).amin(1) > 0  # the definition, the slow way
+    assert torch.equal(grid.reshape(-1), inside)
+    patches = ImagePatchSet(img, 5, keep=grid)
+    assert torch.equal(patches.dense(), extract_patches(img, 5)[inside])
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("rho", [0.2, math.inf])
+def test_streamed_bands_equal_the_whole_image_fold(stride, rho):
+    source, x = image(seed=1), image(h=37, w=29, seed=2)
+    denoiser = ImageDenoiser(source, 5, "attention", rho, query_stride=stride)
+    whole = fold_patches(denoiser.backend.denoise(extract_patches(x, 5, stride), 0.7, 0.5), tuple(x.shape), 5, stride, rho)
+    for band_rows in (1, 2, 5, 1000):
+        denoiser.band_rows = band_rows
+        torch.testing.assert_close(denoiser(x, 0.7, 0.5), whole, atol=2e-6, rtol=0)
+
+
+def test_band_height_follows_the_memory_budget():
+    denoiser = ImageDenoiser(image(), 5, memory_budget="1MB")
+    per_row = denoiser.bytes_per_grid_row(200)
+    assert denoiser.rows_per_band(400, 200) == max(1, 2 ** 20 // per_row)
+    assert ImageDenoiser(image(), 5, memory_budget="1GB").rows_per_band(400, 200) == 396  # every row at once
+
+
+@pytest.mark.parametrize("cls", [ExactBackend, AttentionBackend])
+@pytest.mark.parametrize("alpha,sigma", [(0.3, 1.0), (0.8, 0.3), (1.0, 1e-3)])
+def test_blocked_datasets_merge_to_the_one_softmax(cls, alpha, sigma):
+    patches = ImagePatchSet(image(h=24, w=31), 5)
+    y = patches.dense()
+    g = torch.Generator().manual_seed(3)
+    x = alpha * y[torch.randint(0, y.shape[0], (150,), generator=g)] + sigma * torch.randn(150, y.shape[1], generator=g)
+    reference = naive_denoise(x.double().numpy(), y.double().numpy(), alpha, sigma)
+    backend = cls(patches, dataset_chunk=97)
+    assert backend.block == 97
+    np.testing.assert_allclose(backend.denoise(x, alpha, sigma).numpy(), reference, atol=2e-5, rtol=0)
+
+
+def test_backends_accept_patch_sets_and_tensors_alike():
+    img = image(h=26, w=26)
+    x = torch.randn(40, 75, generator=torch.Generator().manual_seed(4))
+    for name in ("exact", "attention", "topk", "clustered", "naive"):
+        a = make_backend(name, ImagePatchSet(img, 5)).denoise(x, 0.9, 0.2)
+        b = make_backend(name, extract_patches(img, 5)).denoise(x, 0.9, 0.2)
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    assert isinstance(TopKBackend(DensePatchSet(extract_patches(img, 5))).patches, DensePatchSet)
+
+
+def test_backend_specs_are_typed_and_checked():
+    spec = parse_backend("topk:k=3,nprobe=4")
+    assert spec.name == "topk" and spec.options == {"k": 3, "nprobe": 4}
+    assert parse_backend("clustered:split_above=none").options == {"split_above": None}
+    assert parse_backend("auto:nprobe=4").options_for("attention", sidlite.BACKENDS) == {}
+    for bad, message in [("topk:kk=3", "valid options"), ("auto:max_scores=9", "no option"),
+                         ("topk:k=x", "whole number"), ("warp", "unknown backend"), ("topk:k", "key=value")]:
+        with pytest.raises(SidliteError, match=message):
+            parse_backend(bad)
+
+
+def test_generate_takes_options_auto_cannot_pass_to_every_level():
+    img = sidlite.example_image("chelsea", 64)
+    # nprobe reaches top-k levels and is left out of exact ones (a TypeError before the spec)
+    out = sidlite.generate(img, size=(40, 120), patch_size=7, nprobe=4, steps=2, progress=False)
+    assert out.shape == (1, 3, 40, 120)
+    with pytest.raises(SidliteError, match="no option 'kk'"):
+        sidlite.generate(img, patch_size=7, kk=3, progress=False)
+
+
+def test_plan_resolves_every_level_and_refuses_what_cannot_fit():
+    model = SingleImageModel(image(h=64, w=64), 7, output_size=(96, 160), memory_budget="2GB", backend="topk:nprobe=3")
+    plan = model.plan
+    assert [p.output_shape for p in plan.levels] == model.sample_shapes
+    assert all(p.backend == "topk" and p.options == {"nprobe": 3} for p in plan.levels)
+    assert plan.peak <= plan.budget
+    table = plan.table()
+    assert "96x160" in table and "topk:nprobe=3" in table
+    with pytest.raises(SidliteError, match="memory budget"):
+        plan_levels([(64, 64)], [(20000, 20000)], 3, 7, device="cpu", memory_budget="1GB").check()
+
+
+def test_auto_query_stride_follows_the_papers_resolver():
+    plan = plan_levels([(64, 64)], [(4000, 3000)], 16, 7, memory_budget="100GB")
+    assert plan.levels[0].query_stride == 2  # 11.9M query positions > 8M
+    plan = plan_levels([(64, 64)], [(2000, 3000)], 16, 7, memory_budget="100GB")
+    assert plan.levels[0].query_stride == 1
+
+
+def test_levels_are_built_lazily_and_released_unless_kept(small_image):
+    model = SingleImageModel(small_image, 5, keep_levels=False)
+    assert not model.denoisers._built
+    first = model.denoisers[0]
+    assert model.denoisers[0] is first
+    model.denoisers[1]
+    assert list(model.denoisers._built) == [1]  # only the level asked for last is held
+    kept = SingleImageModel(small_image, 5)
+    kept.denoisers[0], kept.denoisers[1]
+    assert sorted(kept.denoisers._built) == [0, 1]
+
+
+def test_a_small_budget_gives_the_same_sample_as_a_large_one(small_image):
+    one_band = SingleImageModel(small_image, 5, memory_budget="4GB").sample(seed=1, steps=3, progress=False).image
+    narrow = SingleImageModel(small_image, 5, memory_budget="1500KB")
+    assert narrow.plan.levels[0].bands > 1
+    torch.testing.assert_close(narrow.sample(seed=1, steps=3, progress=False).image, one_band, atol=1e-4, rtol=0)
+
+
+def test_resize_in_blocks_equals_one_pass(monkeypatch):
+    import sidlite.pyramid as pyramid
+
+    img = image(c=2, h=61, w=47)
+    sizes = [(30, 24), (122, 94), (17, 90)]
+    whole = [resize(img, size) for size in sizes]
+    monkeypatch.setattr(pyramid, "GATHER_BLOCK_VALUES", 300)  # a few rows per block
+    for size, expected in zip(sizes, whole):
+        assert torch.equal(resize(img, size), expected)
+
+
+def test_streamed_png_reads_back_pixel_for_pixel(tmp_path):
+    g = np.random.default_rng(0)
+    pixels = g.integers(0, 256, (53, 31, 3), dtype=np.uint8)
+    path = write_png_rows(tmp_path / "s.png", 53, 31, iter([pixels[:20], pixels[20:21], pixels[21:]]))
+    with Image.open(path) as handle:
+        assert np.array_equal(np.asarray(handle.convert("RGB")), pixels)
+    with pytest.raises(SidliteError, match="rows"):
+        write_png_rows(tmp_path / "t.png", 54, 31, iter([pixels]))
+
+
+def test_large_results_stream_to_png_with_a_preview(tmp_path, monkeypatch):
+    import sidlite.large_output as large
+
+    img = sidlite.example_image("astronaut", 128)
+    codec = sidlite.get_codec("pca", img)
+    latent = codec.encode(img)
+    monkeypatch.setattr(large, "STREAM_ABOVE_PIXELS", 1000)
+    written = save_result(codec, latent, tmp_path / "big.jpg", preview_long_side=50)
+    assert [p.name for p in written] == ["big.png", "big_preview.jpg"]
+    expected = sidlite.image_io.to_uint8(codec.decode(latent))
+    with Image.open(written[0]) as handle:
+        assert np.array_equal(np.asarray(handle), expected)
+    with Image.open(written[1]) as handle:
+        assert max(handle.size) <= 50
+    with pytest.raises(SidliteError, match="already exists"):
+        save_result(codec, latent, tmp_path / "big.png")
+
+
+def test_disk_space_is_checked_before_sampling(tmp_path):
+    check_disk_space(tmp_path / "a.png", 100, 100)
+    with pytest.raises(SidliteError, match="on disk"):
+        check_disk_space(tmp_path / "a.png", 2 ** 30, 2 ** 30)
+
+
+def test_sizes_and_budgets_are_checked():
+    assert parse_bytes("8GB") == 8 * 2 ** 30 and parse_bytes("512 MB") == 512 * 2 ** 20 and parse_bytes(1000) == 1000
+    assert format_bytes(3 * 2 ** 30) == "3.0 GB"
+    for bad in ("lots", "-1GB", "5 parsecs"):
+        with pytest.raises(SidliteError):
+            parse_bytes(bad)
+    with pytest.raises(SidliteError, match="at most"):
+        sidlite.generate(image(), size=(2 ** 31, 10))
+
+
+def test_cli_plan_prints_the_table_and_samples_nothing(tmp_path, capsys):
+    out = tmp_path / "big.png"
+    assert main(["generate", "example:astronaut", "-o", str(out), "--latent", "pca", "--size", "32768", "32768",
+                 "--plan", "--memory-budget", "64GB"]) == 0
+    printed = capsys.readouterr().out
+    assert "4096x4096" in printed and "topk" in printed and not out.exists()
+    assert main(["generate", "example:astronaut", "-o", str(out), "--latent", "pca", "--size", "32768", "32768",
+                 "--memory-budget", "1GB"]) == 2
+    err = capsys.readouterr().err
+    assert "--memory-budget" in err and err.count("\n") == 1
+    assert main(["generate", "example:dots", "-o", str(out), "--backend", "topk:kk=2", "--plan"]) == 2
+    assert "valid options" in capsys.readouterr().err
+
+
+def test_generation_model_matches_generate():
+    img = sidlite.example_image("chelsea", 64)
+    codec, model, eta = generation_model(img, patch_size=7)
+    direct = sidlite.generate(img, patch_size=7, seed=2, steps=3, progress=False)[0]
+    assert torch.equal(codec.decode(model.sample(2, 3, eta, progress=False).image), direct)
