@@ -15,7 +15,15 @@ LAB_ARGS ?=
 # Jupyter docker-stacks images do.
 LAB_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 
-.PHONY: help install demo test test-unit test-book lab book student bench clean
+# make slides: reveal.js, require.js, jQuery and MathJax come from the npm registry (npm pack), never from a CDN.
+VENDOR ?= .vendor
+REVEAL_JS ?= 4.6.1
+REQUIREJS ?= 2.3.7
+JQUERY ?= 3.7.1
+MATHJAX ?= 2.7.9
+SLIDES_ARGS ?=
+
+.PHONY: help install demo test test-unit test-book lab book book-fast slides vendor student bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,8 +51,24 @@ test-book: $(STAMP) ## the notebooks only, under nbval
 lab: $(STAMP) ## JupyterLab on the book (LAB_IP=0.0.0.0 LAB_PORT=8888 to reach it from another machine)
 	$(VENV)/bin/jupyter lab book --ip=$(LAB_IP) --port=$(LAB_PORT) $(if $(filter 127.0.0.1 localhost,$(LAB_IP)),,--no-browser) $(LAB_ROOT) $(LAB_ARGS)
 
-book: $(STAMP) ## execute every chapter offline into rendered HTML under _build/html
-	$(PY) scripts/render_book.py --output _build/html
+book: $(STAMP) ## execute every chapter offline (full mode) into HTML under _build/html; times in docs/book-runtimes.md
+	$(PY) scripts/render_book.py --output _build/html --runtimes docs/book-runtimes.md
+
+book-fast: $(STAMP) ## the same in fast mode (small sizes, as in CI); its times go in their own column
+	$(PY) scripts/render_book.py --output _build/html --fast --runtimes docs/book-runtimes.md
+
+$(VENDOR)/.stamp-$(REVEAL_JS)-$(REQUIREJS)-$(JQUERY)-$(MATHJAX):
+	@command -v npm >/dev/null || { echo "make slides needs npm (e.g. apt-get install npm) to fetch reveal.js"; exit 1; }
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/packs
+	cd $(VENDOR)/packs && npm pack --silent reveal.js@$(REVEAL_JS) requirejs@$(REQUIREJS) jquery@$(JQUERY) mathjax@$(MATHJAX)
+	for name in reveal.js requirejs jquery mathjax; do mkdir -p $(VENDOR)/$$name && \
+		tar xzf $(VENDOR)/packs/$$name-*.tgz --strip-components=1 -C $(VENDOR)/$$name --exclude='package/unpacked'; done
+	rm -rf $(VENDOR)/packs && touch $@
+
+vendor: $(VENDOR)/.stamp-$(REVEAL_JS)-$(REQUIREJS)-$(JQUERY)-$(MATHJAX) ## reveal.js, require.js, jQuery and MathJax from npm into .vendor/ (for make slides)
+
+slides: $(STAMP) vendor ## every chapter as an offline reveal.js deck under _build/slides (SLIDES_ARGS=--fast for small sizes)
+	$(PY) scripts/slides.py --output _build/slides --vendor $(VENDOR) $(SLIDES_ARGS)
 
 student: $(STAMP) ## a copy of the book with exercise solutions removed, under student/
 	$(PY) scripts/student_copy.py book student

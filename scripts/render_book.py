@@ -1,17 +1,23 @@
 """Execute every chapter of the book offline and write it as HTML with its figures embedded.
 
     python scripts/render_book.py --output _build/html [--fast] [--book book] [--only 01 02]
+                                  [--runtimes docs/book-runtimes.md]
 
 Chapters run in full mode (SIDLITE_FAST unset) unless ``--fast``; nothing is downloaded (the
-Hugging Face libraries are put in offline mode). Each chapter becomes ``NN-name.html`` and
-``index.html`` lists them with their titles and run times. A chapter that fails stops the build
-with an error naming it and the failing cell's error.
+Hugging Face libraries are put in offline mode). Each chapter becomes ``NN-name.html`` (links between
+chapters point at the pages) and ``index.html`` lists them with their titles and run times. A chapter
+that fails stops the build with an error naming it and the failing cell's error.
+
+``--runtimes FILE`` also records each chapter's wall time in a Markdown table with one column per
+mode (fast, full) and device; a run updates its own column and keeps the others, so running
+``make book`` (full) and ``make book-fast`` on one machine fills in both.
 """
 from __future__ import annotations
 
 import argparse
 import html
 import os
+import platform
 import re
 import sys
 import time
@@ -61,10 +67,9 @@ def _last_error_line(error: Exception) -> str:
     return lines[-1].strip() if lines else type(error).__name__
 
 
-def render(path: Path, output: Path, timeout: int) -> tuple[str, float]:
-    """Execute one chapter in its own folder and write its HTML; returns (title, seconds)."""
+def execute(path: Path, timeout: int) -> nbformat.NotebookNode:
+    """Execute one chapter in its own folder; a failing cell stops with an error naming the chapter."""
     notebook = nbformat.read(path, as_version=4)
-    start = time.perf_counter()
     executor = ExecutePreprocessor(timeout=timeout, kernel_name="python3")
     try:
         executor.preprocess(notebook, {"metadata": {"path": str(path.parent)}})
@@ -74,11 +79,63 @@ def render(path: Path, output: Path, timeout: int) -> tuple[str, float]:
         where = f" in cell {failed}" if failed is not None else ""
         raise SystemExit(f"error: chapter {path.name} failed{where}: {_last_error_line(error)}\n"
                          f"run it alone to see the cell: jupyter lab {path}") from None
+    return notebook
+
+
+def render(path: Path, output: Path, timeout: int) -> tuple[str, float]:
+    """Execute one chapter in its own folder and write its HTML; returns (title, seconds)."""
+    start = time.perf_counter()
+    notebook = execute(path, timeout)
     seconds = time.perf_counter() - start
     exporter = HTMLExporter(embed_images=True)
     body, _ = exporter.from_notebook_node(notebook)
+    body = re.sub(r'href="(\d\d-[a-z0-9-]+)\.ipynb', r'href="\1.html', body)   # links between chapters
     (output / f"{path.stem}.html").write_text(body, encoding="utf-8")
     return title_of(notebook, path.stem), seconds
+
+
+def machine() -> str:
+    """A short description of where the chapters ran: the CPU count, or the GPU."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name()
+    except ImportError:  # pragma: no cover - torch is a dependency of sidlite
+        pass
+    return f"{os.cpu_count()}-core CPU"
+
+
+def update_runtimes(path: Path, entries: list[tuple[str, str, float]], fast: bool, where: str | None = None) -> Path:
+    """Write (or update) the Markdown table of run times per chapter: one column per mode and machine."""
+    column = f"{'fast' if fast else 'full'} mode, {where or machine()} (s)"
+    columns, rows = [], {}
+    if path.exists():
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("|")]
+        if len(lines) >= 2:
+            columns = [c.strip() for c in lines[0].strip("|").split("|")][1:]
+            for line in lines[2:]:
+                cells = [c.strip() for c in line.strip("|").split("|")]
+                if cells[0] != "total":
+                    rows[cells[0]] = dict(zip(columns, cells[1:]))
+    if column not in columns:
+        columns.append(column)
+    for stem, title, seconds in entries:
+        rows.setdefault(stem, {})[column] = f"{seconds:.0f}"
+    totals = {}
+    for name in columns:
+        values = [float(row[name]) for row in rows.values() if row.get(name, "").replace(".", "", 1).isdigit()]
+        totals[name] = f"{sum(values):.0f}" if values else ""
+    header = "| chapter | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns) + "\n"
+    body = "".join(f"| {stem} | " + " | ".join(row.get(name, "") for name in columns) + " |\n"
+                   for stem, row in sorted(rows.items()))
+    total = "| total | " + " | ".join(totals[name] for name in columns) + " |\n"
+    note = (f"Wall time of each chapter executed by `scripts/render_book.py` (`make book`: full mode, "
+            f"`make book-fast`: fast mode), kernel start included; last update {time.strftime('%Y-%m-%d')} "
+            f"(python {platform.python_version()}).\n\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# Run time of each chapter\n\n" + note + header + body + total, encoding="utf-8")
+    return path
 
 
 def write_index(output: Path, entries: list[tuple[str, str, float]], fast: bool) -> Path:
@@ -102,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast", action="store_true", help="run with SIDLITE_FAST=1 (small sizes)")
     parser.add_argument("--only", nargs="+", metavar="NN", help="render only these chapter numbers")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds one cell may run (default 1800)")
+    parser.add_argument("--runtimes", type=Path, help="Markdown file to record each chapter's run time in")
     args = parser.parse_args(argv)
     set_mode(args.fast)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -112,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {seconds:.1f} s -> {args.output / (path.stem + '.html')}", flush=True)
         entries.append((path.stem, title, seconds))
     print(f"index: {write_index(args.output, entries, args.fast)}")
+    if args.runtimes:
+        print(f"run times: {update_runtimes(args.runtimes, entries, args.fast)}")
     return 0
 
 
