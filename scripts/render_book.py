@@ -87,6 +87,7 @@ def render(path: Path, output: Path, timeout: int) -> tuple[str, float]:
     start = time.perf_counter()
     notebook = execute(path, timeout)
     seconds = time.perf_counter() - start
+    notebook.metadata.pop("widgets", None)   # saved widget state would load widget code from a CDN; figures come first
     exporter = HTMLExporter(embed_images=True)
     body, _ = exporter.from_notebook_node(notebook)
     body = re.sub(r'href="(\d\d-[a-z0-9-]+)\.ipynb', r'href="\1.html', body)   # links between chapters
