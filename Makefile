@@ -22,6 +22,8 @@ REQUIREJS ?= 2.3.7
 JQUERY ?= 3.7.1
 MATHJAX ?= 2.7.9
 SLIDES_ARGS ?=
+# make book uses the vendored MathJax when `make vendor` has run (equations offline), else MathJax's CDN.
+BOOK_VENDOR = $(if $(wildcard $(VENDOR)/mathjax/MathJax.js),--vendor $(VENDOR),)
 
 .PHONY: help install demo test test-unit test-book lab book book-fast slides vendor student bench clean
 
@@ -52,10 +54,10 @@ lab: $(STAMP) ## JupyterLab on the book (LAB_IP=0.0.0.0 LAB_PORT=8888 to reach i
 	$(VENV)/bin/jupyter lab book --ip=$(LAB_IP) --port=$(LAB_PORT) $(if $(filter 127.0.0.1 localhost,$(LAB_IP)),,--no-browser) $(LAB_ROOT) $(LAB_ARGS)
 
 book: $(STAMP) ## execute every chapter offline (full mode) into HTML under _build/html; times in docs/book-runtimes.md
-	$(PY) scripts/render_book.py --output _build/html --runtimes docs/book-runtimes.md
+	$(PY) scripts/render_book.py --output _build/html --runtimes docs/book-runtimes.md $(BOOK_VENDOR)
 
 book-fast: $(STAMP) ## the same in fast mode (small sizes, as in CI); its times go in their own column
-	$(PY) scripts/render_book.py --output _build/html --fast --runtimes docs/book-runtimes.md
+	$(PY) scripts/render_book.py --output _build/html --fast --runtimes docs/book-runtimes.md $(BOOK_VENDOR)
 
 $(VENDOR)/.stamp-$(REVEAL_JS)-$(REQUIREJS)-$(JQUERY)-$(MATHJAX):
 	@command -v npm >/dev/null || { echo "make slides needs npm (e.g. apt-get install npm) to fetch reveal.js"; exit 1; }

@@ -8,6 +8,9 @@ Hugging Face libraries are put in offline mode). Each chapter becomes ``NN-name.
 chapters point at the pages) and ``index.html`` lists them with their titles and run times. A chapter
 that fails stops the build with an error naming it and the failing cell's error.
 
+``--vendor DIR`` (a folder made by ``make vendor``) copies its MathJax beside the pages and points them
+at it, so equations render without a network; without it the pages load MathJax from its CDN.
+
 ``--runtimes FILE`` also records each chapter's wall time in a Markdown table with one column per
 mode (fast, full) and device; a run updates its own column and keeps the others, so running
 ``make book`` (full) and ``make book-fast`` on one machine fills in both.
@@ -19,6 +22,7 @@ import html
 import os
 import platform
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -29,6 +33,9 @@ from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+#: Parts of the MathJax 2 npm package a page never loads (sources, other outputs and fonts, other formats).
+MATHJAX_SKIP = ("unpacked", "docs", "test", "SVG", "NativeMML", "PreviewHTML", "Asana-Math", "Gyre-Pagella",
+                "Gyre-Termes", "Latin-Modern", "Neo-Euler", "STIX-Web", "eot", "svg", "png")
 
 
 def chapters(book: Path, only: list[str] | None = None) -> list[Path]:
@@ -82,13 +89,21 @@ def execute(path: Path, timeout: int) -> nbformat.NotebookNode:
     return notebook
 
 
-def render(path: Path, output: Path, timeout: int) -> tuple[str, float]:
+def local_mathjax(vendor: Path, output: Path) -> str:
+    """Copy the vendored MathJax 2 next to the pages (once) and return the URL the pages load it from."""
+    target = output / "vendor" / "mathjax"
+    if not target.exists():
+        shutil.copytree(vendor / "mathjax", target, ignore=shutil.ignore_patterns(*MATHJAX_SKIP))
+    return "vendor/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
+
+
+def render(path: Path, output: Path, timeout: int, mathjax_url: str | None = None) -> tuple[str, float]:
     """Execute one chapter in its own folder and write its HTML; returns (title, seconds)."""
     start = time.perf_counter()
     notebook = execute(path, timeout)
     seconds = time.perf_counter() - start
     notebook.metadata.pop("widgets", None)   # saved widget state would load widget code from a CDN; figures come first
-    exporter = HTMLExporter(embed_images=True)
+    exporter = HTMLExporter(embed_images=True, **({"mathjax_url": mathjax_url} if mathjax_url else {}))
     body, _ = exporter.from_notebook_node(notebook)
     body = re.sub(r'href="(\d\d-[a-z0-9-]+)\.ipynb', r'href="\1.html', body)   # links between chapters
     (output / f"{path.stem}.html").write_text(body, encoding="utf-8")
@@ -161,13 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NN", help="render only these chapter numbers")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds one cell may run (default 1800)")
     parser.add_argument("--runtimes", type=Path, help="Markdown file to record each chapter's run time in")
+    parser.add_argument("--vendor", type=Path, help="folder from `make vendor`: use its MathJax, offline")
     args = parser.parse_args(argv)
+    if args.vendor and not (args.vendor / "mathjax" / "MathJax.js").is_file():
+        raise SystemExit(f"error: {args.vendor} has no mathjax/MathJax.js; run `make vendor`")
     set_mode(args.fast)
     args.output.mkdir(parents=True, exist_ok=True)
+    mathjax_url = local_mathjax(args.vendor, args.output) if args.vendor else None
     entries = []
     for path in chapters(args.book.resolve(), args.only):
         print(f"executing {path.name} ...", flush=True)
-        title, seconds = render(path, args.output, args.timeout)
+        title, seconds = render(path, args.output, args.timeout, mathjax_url)
         print(f"  {seconds:.1f} s -> {args.output / (path.stem + '.html')}", flush=True)
         entries.append((path.stem, title, seconds))
     print(f"index: {write_index(args.output, entries, args.fast)}")

@@ -34,10 +34,6 @@ ASSETS = {
     "jquery": ["dist/jquery.min.js"],
     "mathjax": ["MathJax.js", "config/TeX-AMS_CHTML-full.js", "extensions/Safe.js"],
 }
-#: Parts of the MathJax 2 package that a deck never loads: the unminified sources, the output processors
-#: other than CommonHTML, the fonts other than TeX's, and font formats browsers do not need.
-MATHJAX_SKIP = ("unpacked", "docs", "test", "SVG", "NativeMML", "PreviewHTML", "Asana-Math", "Gyre-Pagella",
-                "Gyre-Termes", "Latin-Modern", "Neo-Euler", "STIX-Web", "eot", "svg", "png")
 REMOTE = re.compile(r"""<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*["'](?:https?:)?//""", re.IGNORECASE)
 
 
@@ -58,13 +54,14 @@ def check_vendor(vendor: Path) -> None:
 
 
 def copy_assets(vendor: Path, output: Path) -> Path:
-    """Copy the vendored packages into ``output/vendor`` (once; MathJax without its unpacked sources)."""
+    """Copy the vendored packages into ``output/vendor`` (once; MathJax without what a deck never loads)."""
+    skip = _render_book().MATHJAX_SKIP
     target = output / "vendor"
     for package in ASSETS:
         destination = target / package
         if destination.exists():
             continue
-        ignore = shutil.ignore_patterns(*MATHJAX_SKIP) if package == "mathjax" else None
+        ignore = shutil.ignore_patterns(*skip) if package == "mathjax" else None
         shutil.copytree(vendor / package, destination, ignore=ignore)
     return target
 

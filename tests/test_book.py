@@ -472,3 +472,16 @@ def test_render_book_records_run_times_per_mode_and_keeps_other_columns(tmp_path
     lines = [line for line in table.read_text().splitlines() if line.startswith("|")]
     assert lines[0] == "| chapter | fast mode, 2-core CPU (s) | full mode, 2-core CPU (s) |"
     assert "| 00-a | 3 |  |" in lines and "| 01-b | 10 | 61 |" in lines and lines[-1] == "| total | 13 | 61 |"
+
+
+def test_render_book_can_use_the_vendored_mathjax(tmp_path, monkeypatch):
+    render = _script("render_book")
+    for key in [*render.OFFLINE, "MPLBACKEND", "SIDLITE_FAST"]:
+        monkeypatch.setenv(key, "unchanged")  # restored after the test, whatever main does
+    vendor = _fake_vendor(tmp_path / "vendor")
+    (vendor / "mathjax" / "unpacked").mkdir()
+    url = render.local_mathjax(vendor, tmp_path / "html")
+    assert url.startswith("vendor/mathjax/MathJax.js") and (tmp_path / "html" / url.split("?")[0]).is_file()
+    assert not (tmp_path / "html" / "vendor" / "mathjax" / "unpacked").exists()
+    with pytest.raises(SystemExit, match="make vendor"):
+        render.main(["--book", str(tmp_path), "--output", str(tmp_path / "out"), "--vendor", str(tmp_path / "none")])
