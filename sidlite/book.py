@@ -27,6 +27,9 @@ def setup(seed: int = 0, threads: int | None = None, quiet: bool = False) -> Sim
     torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(threads)
+    from .runtime import reuse_freed_memory
+
+    reuse_freed_memory()  # the notebook's kernel is the reader's own process (see the docstring there)
     gpu = torch.cuda.is_available()
     env = SimpleNamespace(device=torch.device("cuda" if gpu else "cpu"), fast=fast_mode(), seed=seed, gpu=gpu)
     if not quiet:

@@ -11,6 +11,7 @@ import torch
 
 from . import commands
 from .errors import SidliteError
+from .runtime import reuse_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +31,7 @@ def _out_of_memory(error: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    reuse_freed_memory()  # the command owns its process: keep freed patch matrices (see its docstring)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):

@@ -17,6 +17,7 @@ from .backends import make_backend
 from .errors import check
 from .patches import axis_coverage, extract_patches, gaussian_window, patch_grid
 from .patchsets import ImagePatchSet
+from .plan import MAX_BAND_BYTES
 from .runtime import default_memory_budget, parse_bytes
 
 
@@ -35,7 +36,8 @@ class ImageDenoiser:
     width (inf: plain average). ``backend`` is a name or spec ('auto', 'topk:nprobe=4', …);
     ``query_shape`` is the (H, W) of the images it will denoise, when known, so that 'auto' weighs the
     work of that many queries. Query bands hold ``band_rows`` patch-grid rows, or as many as fit in
-    ``memory_budget`` (bytes or text such as '2GB'; default: 60 % of the free memory).
+    ``memory_budget`` (bytes or text such as '2GB'; default: 60 % of the free memory), at most
+    :data:`sidlite.plan.MAX_BAND_BYTES`.
     """
 
     def __init__(self, image: torch.Tensor, patch_size: int, backend="attention", rho: float = 0.2,
@@ -79,7 +81,9 @@ class ImageDenoiser:
         rows = patch_grid(height, width, self.patch_size, self.query_stride)[0]
         if self.band_rows is not None:
             return min(rows, self.band_rows)
-        budget = self.memory_budget or default_memory_budget(self.window.device)
+        device = self.window.device
+        budget = min(self.memory_budget or default_memory_budget(device),
+                     MAX_BAND_BYTES.get(device.type, MAX_BAND_BYTES["cpu"]))
         return max(1, min(rows, budget // self.bytes_per_grid_row(width)))
 
     def __call__(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:

@@ -10,7 +10,7 @@ The memory a level needs while it is sampled is
 * one band of queries: patch-grid rows × the bytes one row costs (queries, estimates, the backend's
   working memory, the band's fold).
 
-The band takes what the budget leaves; a level whose images and index alone exceed the budget cannot
+The band takes what the budget leaves, up to :data:`MAX_BAND_BYTES`; a level whose images and index alone exceed the budget cannot
 run, and :meth:`Plan.check` says so in one line naming the knob, before any sampling starts.
 """
 from __future__ import annotations
@@ -29,6 +29,10 @@ from .runtime import default_memory_budget, format_bytes, parse_bytes
 
 #: Full-size images of the level being sampled that the sampler and the blend hold at once.
 IMAGE_COPIES = 8
+
+#: Largest band of queries worth holding: beyond it a CPU gains nothing (the work per query is the
+#: same) and a GPU's kernels are already full, so memory stays flat as outputs grow.
+MAX_BAND_BYTES = {"cpu": 256 * 2 ** 20, "cuda": 4 * 2 ** 30}
 
 #: Query positions of a level above which 'auto' strides the queries by 2 (the paper's resolver, §10).
 AUTO_STRIDE_QUERIES = 8_000_000
@@ -152,7 +156,7 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
         images = IMAGE_COPIES * channels * out[0] * out[1] * item + noise_bytes + coarser + channels * inp[0] * inp[1] * item
         index = sum(indexes) if keep_levels else indexes[-1]
         per_row = cols * (3 * item * dim + int(cost["bytes_per_query"])) + item * channels * stride * out[1]
-        left = budget - images - index
+        left = min(budget - images - index, MAX_BAND_BYTES.get(device.type, MAX_BAND_BYTES["cpu"]))
         band_rows = max(1, min(rows, left // per_row)) if left > 0 else 1
         plans.append(LevelPlan(level, tuple(inp), tuple(out), patches, queries, dim, name, options, stride,
                                band_rows, math.ceil(rows / band_rows), str(options.get("dtype") or "float32"),

@@ -47,7 +47,9 @@ def reuse_freed_memory() -> bool:
     finest level of a 248×186 image). glibc serves blocks that large with a fresh ``mmap`` and unmaps
     them on free, so each step touches every page anew: on the 2-core development CPU that page
     faulting was ~40 % of a sample's time (14.4 s → 8.7 s per Table-1 sample once memory is reused).
-    Called once by the CPU denoiser; the price is that the process keeps its peak memory.
+    The library never calls it on import or construction: the ``sidlite`` command line, the benchmarks
+    and the book's ``setup()`` opt in, since they own their process; a program embedding sidlite may
+    call it too. The price is that the process keeps its peak memory.
     Set SIDLITE_KEEP_MALLOC=1 to leave the allocator alone. Returns whether the setting was applied.
     """
     if os.environ.get("SIDLITE_KEEP_MALLOC") == "1" or not sys.platform.startswith("linux"):

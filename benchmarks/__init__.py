@@ -1,0 +1,1 @@
+"""sidlite benchmarks: ``python benchmarks/run.py`` (``make bench``); one module per section."""

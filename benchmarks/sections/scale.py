@@ -1,0 +1,113 @@
+"""Bounded-memory generation at growing output sizes in the weight-free latent (the gigapixel issue).
+
+Each size runs as its own ``sidlite generate`` process, so its peak resident memory (and on CUDA its
+peak GPU memory) is its own: outputs 1024² … 8192² on a CPU with ``--memory-budget 4GB``, 8192², 32768²
+and 14336 × 70080 on a GPU. Reported: seconds, peak memory against the budget, the time exponent in
+output pixels, and patch SWD / copy fraction of a 512² crop of each output against the input.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import sidlite
+
+from ..common import ROOT
+
+CPU_SIZES = [(1024, 1024), (2048, 2048), (4096, 4096), (8192, 8192)]
+CUDA_SIZES = [(8192, 8192), (32768, 32768), (14336, 70080)]
+INPUT = "example:astronaut"  # 512², 1 MP class after the latent's 8× reduction: 64² cells
+
+CHILD = """
+import json, sys, time, torch
+from sidlite.cli import main
+start = time.perf_counter()
+code = main(sys.argv[1:])
+if torch.cuda.is_available():
+    torch.cuda.synchronize()
+peak_gpu = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
+print(json.dumps({"code": code, "seconds": time.perf_counter() - start, "peak_gpu_bytes": peak_gpu}))
+"""
+
+
+def generate_once(size, device, budget, steps, out: Path) -> dict:
+    """One CLI run in a child process; its wall time, peak RSS (from wait4) and peak GPU memory."""
+    command = [sys.executable, "-c", CHILD, "generate", INPUT, "-o", str(out), "--latent", "pca",
+               "--size", str(size[0]), str(size[1]), "--steps", str(steps), "--memory-budget", budget,
+               "--device", device, "--quiet", "--overwrite"]
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=ROOT)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    lines = child.stdout.read().decode().strip().splitlines()
+    report = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {"code": status}
+    return {"size": list(size), "wall_s": wall, "seconds": report.get("seconds", wall),
+            "peak_rss_bytes": usage.ru_maxrss * 1024, "peak_gpu_bytes": report.get("peak_gpu_bytes", 0),
+            "exit": report.get("code", status)}
+
+
+def crop_quality(path: Path, reference) -> dict:
+    """Patch SWD and copy fraction of the central 512² crop of an output (or its preview) against the input."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # our own output, in a benchmark process
+    image = sidlite.load_image(path)
+    h, w = image.shape[1:]
+    top, left = max(0, h // 2 - 256), max(0, w // 2 - 256)
+    crop = image[:, top:top + 512, left:left + 512]
+    return {"patch_swd": sidlite.patch_swd(crop, reference), "copy_fraction": sidlite.copy_fraction(crop, reference)}
+
+
+def run(context):
+    device, results, options = context.device, context.results, context.options
+    sizes = CUDA_SIZES if device.type == "cuda" else CPU_SIZES
+    budget = options.memory_budget or ("70GB" if device.type == "cuda" else "4GB")
+    reference = sidlite.example_image("astronaut")
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for size in sizes:
+            out = Path(folder) / f"scale_{size[0]}x{size[1]}.png"
+            row = generate_once(size, device.type, budget, options.scale_steps, out)
+            row["budget"] = budget
+            if row["exit"] == 0:
+                row.update(crop_quality(out, reference))
+                if options.keep_previews:
+                    keep = ROOT / "benchmarks" / "results" / "scale"
+                    keep.mkdir(parents=True, exist_ok=True)
+                    preview = out.with_name(out.stem + "_preview.jpg")
+                    for source in (preview if preview.exists() else out,):
+                        (keep / source.name).write_bytes(source.read_bytes())
+            rows.append(row)
+            print(f"  {size[0]}x{size[1]}: {row['seconds']:.1f} s, peak RSS {row['peak_rss_bytes'] / 2 ** 30:.2f} GB"
+                  + (f", peak GPU {row['peak_gpu_bytes'] / 2 ** 30:.2f} GB" if row["peak_gpu_bytes"] else "")
+                  + f" (budget {budget}), exit {row['exit']}", flush=True)
+            results["scale"] = {"steps": options.scale_steps, "input": INPUT, "rows": rows}
+            context.save()
+    done = [r for r in rows if r["exit"] == 0]
+    if len(done) >= 2:
+        pixels = [r["size"][0] * r["size"][1] for r in done]
+        results["scale"]["time_exponent"] = float(np.polyfit(np.log(pixels), np.log([r["seconds"] for r in done]), 1)[0])
+
+
+def markdown(results) -> list[str]:
+    scale = results.get("scale")
+    if not scale:
+        return []
+    lines = [f"## Output size against time and memory (weight-free latent, {scale['input']}, T = {scale['steps']})", "",
+             "| output | megapixels | seconds | peak RSS | peak GPU | budget | patch SWD (512² crop) | copy fraction |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in scale["rows"]:
+        h, w = r["size"]
+        lines.append(f"| {h}×{w} | {h * w / 1e6:,.0f} | {r['seconds']:.1f} | {r['peak_rss_bytes'] / 2 ** 30:.2f} GB | "
+                     + (f"{r['peak_gpu_bytes'] / 2 ** 30:.2f} GB" if r["peak_gpu_bytes"] else "–")
+                     + f" | {r['budget']} | {r.get('patch_swd', float('nan')):.4f} | {r.get('copy_fraction', float('nan')):.3f} |")
+    if "time_exponent" in scale:
+        lines += ["", f"Time exponent in output pixels: {scale['time_exponent']:.2f}."]
+    return lines + [""]
