@@ -66,16 +66,30 @@ class BlockPCACodec(Codec):
         self.basis: torch.Tensor | None = None  # (3·b², K), orthonormal columns
         self.variances: torch.Tensor | None = None  # every component's variance, descending
 
+    def _bands(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The cropped image in bands of whole block rows (about 2²² values each): bounded temporaries."""
+        cropped = self.crop(image)
+        rows = max(1, 2 ** 22 // (cropped.shape[0] * cropped.shape[2] * self.factor)) * self.factor
+        return [cropped[:, top:top + rows] for top in range(0, cropped.shape[1], rows)]
+
     def fit(self, image: torch.Tensor) -> "BlockPCACodec":
-        """Learn the mean block and the top ``channels`` principal directions of ``image``'s blocks."""
+        """Learn the mean block and the top ``channels`` principal directions of ``image``'s blocks.
+
+        The mean and covariance are accumulated band by band in float64 (two passes: the mean, then the
+        centred second moments), so an input of hundreds of megapixels never makes a float64 block copy.
+        """
         check(image.dim() == 3 and image.shape[0] == 3, f"the PCA latent codes RGB (3, H, W) images, got {tuple(image.shape)}")
-        rows = image_to_blocks(self.crop(image).double(), self.factor)
-        mean = rows.mean(0)
-        centred = rows - mean
-        covariance = centred.T @ centred / rows.shape[0]
+        bands = self._bands(image)
+        count = sum(band.shape[1] * band.shape[2] for band in bands) // self.factor ** 2
+        mean = sum(image_to_blocks(band.double(), self.factor).sum(0) for band in bands) / count
+        covariance = torch.zeros(mean.shape[0], mean.shape[0], dtype=torch.float64, device=mean.device)
+        for band in bands:
+            centred = image_to_blocks(band.double(), self.factor) - mean
+            covariance.addmm_(centred.T, centred)
+        covariance /= count
         # NumPy's LAPACK call: milliseconds for 192 x 192, where torch's CPU eigh can take seconds to start
         variances, vectors = (torch.from_numpy(a.copy()) for a in np.linalg.eigh(covariance.cpu().numpy()))
-        variances, vectors = variances.flip(0).clamp_min(0).to(rows.device), vectors.flip(1).to(rows.device)
+        variances, vectors = variances.flip(0).clamp_min(0).to(mean.device), vectors.flip(1).to(mean.device)
         signs = torch.sign(vectors.gather(0, vectors.abs().argmax(0, keepdim=True)))  # largest entry positive
         self.basis = (vectors[:, :self.channels] * signs[:, :self.channels]).float()
         self.mean, self.variances = mean.float(), variances.float()
@@ -92,15 +106,15 @@ class BlockPCACodec(Codec):
         return 1.0 if total == 0 else float(self.variances[:self.channels].sum()) / total
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
-        """(3, H, W) in [-1, 1] -> (K, H'/b, W'/b), H' and W' the cropped sides."""
+        """(3, H, W) in [-1, 1] -> (K, H'/b, W'/b), H' and W' the cropped sides; coded band by band."""
         self._require_fit()
         check(image.dim() == 3 and image.shape[0] == 3, f"the PCA latent codes RGB (3, H, W) images, got {tuple(image.shape)}")
-        cropped = self.crop(image)
-        rows = image_to_blocks(cropped, self.factor)
-        mean, basis = self.mean.to(rows), self.basis.to(rows)
-        codes = (rows - mean) @ basis * self.scale
-        h, w = cropped.shape[-2] // self.factor, cropped.shape[-1] // self.factor
-        return codes.T.reshape(self.channels, h, w).contiguous()
+        mean, basis = self.mean.to(image), self.basis.to(image)
+        out = []
+        for band in self._bands(image):
+            codes = (image_to_blocks(band, self.factor) - mean) @ basis * self.scale
+            out.append(codes.T.reshape(self.channels, band.shape[1] // self.factor, band.shape[2] // self.factor))
+        return torch.cat(out, dim=1).contiguous()
 
     def decode(self, latent: torch.Tensor, periodic: bool = False) -> torch.Tensor:
         """(K, h, w) -> (3, h·b, w·b) in [-1, 1]; blockwise, so periodic or not is the same decode."""
