@@ -31,3 +31,4 @@ from .apps.analogy import invert, structural_analogy
 from .apps.stylize import palette_style, stylize, texture_style
 from .guidance import Guidance, PaletteObjective, PatchStatsObjective
 from .codecs import BlockPCACodec, VAECodec, load_vae
+from .els import GlobalDenoiser, LocalPatchDenoiser, sample_images
