@@ -189,9 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         title, seconds = render(path, args.output, args.timeout, mathjax_url)
         print(f"  {seconds:.1f} s -> {args.output / (path.stem + '.html')}", flush=True)
         entries.append((path.stem, title, seconds))
+        if args.runtimes:                    # after every chapter, so a later failure keeps the times so far
+            update_runtimes(args.runtimes, entries[-1:], args.fast)
     print(f"index: {write_index(args.output, entries, args.fast)}")
     if args.runtimes:
-        print(f"run times: {update_runtimes(args.runtimes, entries, args.fast)}")
+        print(f"run times: {args.runtimes}")
     return 0
 
 
