@@ -92,7 +92,8 @@ class LocalPatchDenoiser:
         self.channels = images[0].shape[0]
         self.margin = patch_size // 2 if pad is not None else 0
         self.patch_set = ImagePatchSet([pad_image(im, self.margin, pad) for im in images], patch_size)
-        # Backends take an (N, D) matrix today; pass the patch set itself once they accept one.
+        # A training set of many small images goes to the backend as one dense matrix: an image-backed
+        # set computes its statistics with one small operation per image (slow for thousands of digits).
         self.backend = make_backend(backend, self.patch_set.dense(), **backend_options)
 
     @property
