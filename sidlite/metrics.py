@@ -13,24 +13,94 @@ from .pyramid import resize
 from .runtime import make_generator
 
 
-def nearest_patches(queries: torch.Tensor, dataset: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each query row, the mean squared difference to its nearest dataset row, and that row's index.
-
-    The search ranks by ‖y‖² − 2x·y in float32 (one matrix product per chunk, several times faster than
-    float64 on a CPU); the distance to the row it picks is then recomputed exactly in float64, so a
-    tolerance test on it is exact. Rows tied to within float32 rounding may be swapped, which no
-    distance shows.
-    """
+def _dense_nearest(queries: torch.Tensor, dataset: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dense scan: float32 ranking by ‖y‖² − 2x·y, then the picked row's distance in float64
+    (squared Euclidean, not divided by D)."""
     queries, dataset = queries.float(), dataset.float().contiguous()
     sq_norms = (dataset.double() ** 2).sum(1).float()
     best, index = [], []
     for start in range(0, queries.shape[0], chunk):
         x = queries[start:start + chunk]
         where = torch.addmm(sq_norms, x, dataset.T, alpha=-2.0).argmin(1)
-        value = ((x.double() - dataset[where].double()) ** 2).sum(1)
-        best.append(value / dataset.shape[1])
+        best.append(((x.double() - dataset[where].double()) ** 2).sum(1))
         index.append(where)
-    return torch.cat(best).float(), torch.cat(index)
+    return torch.cat(best), torch.cat(index)
+
+
+def _principal_directions(dataset: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dataset's mean and its ``rank`` leading principal directions (D, rank), orthonormal, float64."""
+    mean = dataset.double().mean(0)
+    sample = dataset[:: max(1, dataset.shape[0] // 8192)].double() - mean
+    _, vectors = torch.linalg.eigh(sample.T @ sample)
+    return mean, vectors[:, -min(rank, dataset.shape[1]):].flip(1).contiguous()
+
+
+def _exact_sq(queries: torch.Tensor, rows: torch.Tensor, owner: torch.Tensor, pos: torch.Tensor,
+              block: int = 8192) -> torch.Tensor:
+    """Exact float64 squared distances of the pairs (queries[owner], rows[pos])."""
+    out = torch.empty(owner.shape[0], dtype=torch.float64)
+    for p0 in range(0, owner.shape[0], block):
+        o, p = owner[p0:p0 + block], pos[p0:p0 + block]
+        out[p0:p0 + block] = ((queries[o].double() - rows[p].double()) ** 2).sum(1)
+    return out
+
+
+def _best_per_query(owner: torch.Tensor, pos: torch.Tensor, dist: torch.Tensor, count: int, fill: int):
+    """Per query: the smallest distance among its pairs (inf if none) and the smallest row index at it."""
+    low = torch.full((count,), float("inf"), dtype=torch.float64).scatter_reduce(0, owner, dist, "amin")
+    tied = dist == low[owner]
+    index = torch.full((count,), fill, dtype=torch.long).scatter_reduce(0, owner[tied], pos[tied], "amin")
+    return low, index
+
+
+def nearest_patches(queries: torch.Tensor, dataset: torch.Tensor, chunk: int = 4096,
+                    exact: bool = True, rank: int = 8, candidates: int = 8,
+                    within: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each query row, the mean squared difference to its nearest dataset row, and that row's index.
+
+    Distances are exact float64 values of the row returned. Small problems are scanned densely (float32
+    ranking, then the picked row's distance in float64: rows tied to within float32 rounding may be
+    swapped, which no distance shows). Large ones are searched in two stages: a k-d tree over the
+    ``rank`` leading principal-direction coordinates proposes ``candidates`` rows per query, whose exact
+    distances are computed; a query is *certified* when its last candidate's projected distance (a
+    lower bound on the distance of every row not proposed) is no smaller than its best exact distance.
+    With ``exact`` (default) the uncertified queries are then scanned densely, so the nearest distances
+    equal the dense scan's; ``exact=False`` keeps the best proposed row (an upper bound, usually equal).
+    With ``within`` (a mean squared difference), only queries that may have a row that close are made
+    exact: for the others (first projected distance already farther) the distance returned is an upper
+    bound, and it is above ``within`` like the true one.
+    """
+    queries, dataset = queries.float().cpu(), dataset.float().cpu().contiguous()
+    dim, n, m = dataset.shape[1], dataset.shape[0], queries.shape[0]
+    if m * n <= 2 ** 24 or n <= 4 * candidates:
+        best, index = _dense_nearest(queries, dataset, chunk)
+        return (best / dim).float(), index
+    from scipy.spatial import cKDTree  # scipy comes with scikit-image
+
+    mean, directions = _principal_directions(dataset, rank)
+    tree = cKDTree(((dataset.double() - mean) @ directions).numpy())
+    best = torch.empty(m, dtype=torch.float64)
+    index = torch.empty(m, dtype=torch.long)
+    certified = torch.empty(m, dtype=torch.bool)
+    for start in range(0, m, 8192):
+        q = queries[start:start + 8192]
+        projected, proposed = tree.query(((q.double() - mean) @ directions).numpy(), k=candidates, workers=-1)
+        proposed = torch.from_numpy(proposed).long()
+        owner = torch.arange(q.shape[0]).repeat_interleave(candidates)
+        dist = _exact_sq(q, dataset, owner, proposed.reshape(-1)).view(-1, candidates)
+        low, at = dist.min(1)
+        best[start:start + 8192], index[start:start + 8192] = low, proposed.gather(1, at[:, None])[:, 0]
+        bound = torch.from_numpy(projected[:, -1]).double() ** 2
+        certified[start:start + 8192] = bound * (1 + 1e-9) >= low
+        if within is not None:  # nothing within reach: the nearest cannot be within ``within``
+            nearest_projected = torch.from_numpy(projected[:, 0]).double() ** 2
+            certified[start:start + 8192] |= nearest_projected > within * dim * (1 + 1e-9) + 1e-12
+    if exact and not bool(certified.all()):
+        rest = (~certified).nonzero()[:, 0]
+        d, i = _dense_nearest(queries[rest], dataset, chunk)
+        better = d < best[rest]
+        best[rest[better]], index[rest[better]] = d[better], i[better]
+    return (best / dim).float(), index
 
 
 def _sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: torch.Tensor) -> float:
@@ -83,22 +153,83 @@ def patch_swd(sample: torch.Tensor, reference: torch.Tensor, patch_size: int = 7
 
 
 def pixel_diversity(samples: torch.Tensor, reference: torch.Tensor) -> float:
-    """SinGAN's diversity: the per-pixel standard deviation across samples, averaged over pixels and
-    channels, divided by the standard deviation of the reference image's values. 0 means identical samples."""
+    """SinGAN's diversity, per channel: the standard deviation of each pixel value across samples
+    (population std), averaged over pixels and channels, divided by the standard deviation of the
+    reference image's values. Scale-free; 0 means identical samples.
+
+        div = mean_{c,h,w} std_s(x_s[c,h,w]) / std_{c,h,w}(y[c,h,w])
+    """
     check(samples.dim() == 4 and samples.shape[0] >= 2, "pixel diversity needs a (S >= 2, C, H, W) batch of samples")
     return float(samples.double().std(0, unbiased=False).mean() / reference.double().std(unbiased=False))
 
 
-def coherence(sample: torch.Tensor, reference: torch.Tensor, patch_size: int = 7) -> float:
+def pixel_diversity_gray(samples: torch.Tensor, reference: torch.Tensor, unbiased: bool = True) -> float:
+    """SinGAN's diversity as its public evaluation code (and GPDM's) computes it: on the grey image
+    (mean of the channels), the per-pixel standard deviation across samples (``unbiased``: divided by
+    S − 1, torch's default there), averaged over pixels, over the grey reference's standard deviation.
+
+        div_gray = mean_{h,w} std_s(ḡ_s[h,w]) / std_{h,w}(ḡ_y[h,w]),   ḡ = mean over channels
+    """
+    check(samples.dim() == 4 and samples.shape[0] >= 2, "pixel diversity needs a (S >= 2, C, H, W) batch of samples")
+    grey, ref = samples.double().mean(1), reference.double().mean(0)
+    return float(grey.std(0, unbiased=unbiased).mean() / ref.std(unbiased=unbiased))
+
+
+def pixel_spread(samples: torch.Tensor) -> float:
+    """The per-pixel standard deviation across samples (population std) in [0, 1] pixel units, averaged
+    over pixels and channels, *not* normalised by the reference: mean_{c,h,w} std_s(x_s/2 + 1/2).
+    Its magnitude, not SinGAN's ratio, is the size of the pixel diversity the efficient-SID paper's
+    Table 1 reports (0.15); the paper does not state its formula, so this is our reading, not a quote."""
+    check(samples.dim() == 4 and samples.shape[0] >= 2, "pixel spread needs a (S >= 2, C, H, W) batch of samples")
+    return float((samples.double() / 2).std(0, unbiased=False).mean())
+
+
+def layout_distance(sample: torch.Tensor, reference: torch.Tensor, max_shift: float = 0.125,
+                    short_side: int = 64) -> float:
+    """How far the sample's layout is from the input's: 0 for a (shifted) copy, about √2 for an
+    unrelated arrangement of the same content.
+
+    Both images are reduced by the same factor (the reference's short side to ``short_side`` pixels,
+    antialiased, so small local changes do not count); then, over every shift (dy, dx) up to
+    ``max_shift`` of each side, the RMS difference over the overlap, divided by the reduced reference's
+    standard deviation, and the smallest value is returned:
+
+        L = min_{|dy| ≤ s·H, |dx| ≤ s·W} RMS_overlap(x[i, j] − y[i + dy, j + dx]) / std(y)
+
+    Two independent images with the reference's statistics give RMS ≈ √2·std, hence ≈ 1.41.
+    """
+    check(sample.shape[0] == reference.shape[0], "sample and reference need the same number of channels")
+    sample, reference = sample.double().cpu(), reference.double().cpu()
+    factor = min(1.0, short_side / min(reference.shape[1:]))
+    if factor < 1:
+        reference = resize(reference, (max(1, round(reference.shape[1] * factor)), max(1, round(reference.shape[2] * factor))))
+        sample = resize(sample, (max(1, round(sample.shape[1] * factor)), max(1, round(sample.shape[2] * factor))))
+    height, width = min(sample.shape[1], reference.shape[1]), min(sample.shape[2], reference.shape[2])
+    sample, reference = sample[:, :height, :width], reference[:, :height, :width]
+    scale = float(reference.std(unbiased=False))
+    check(scale > 0, "the reference image is constant: its layout distance is undefined")
+    sy, sx = int(max_shift * height), int(max_shift * width)
+    best = float("inf")
+    for dy in range(-sy, sy + 1):
+        for dx in range(-sx, sx + 1):
+            a = sample[:, max(0, -dy):height - max(0, dy), max(0, -dx):width - max(0, dx)]
+            b = reference[:, max(0, dy):height - max(0, -dy), max(0, dx):width - max(0, -dx)]
+            best = min(best, float(((a - b) ** 2).mean()))
+    return best ** 0.5 / scale
+
+
+def coherence(sample: torch.Tensor, reference: torch.Tensor, patch_size: int = 7, exact: bool = True) -> float:
     """Mean over the sample's patches of the distance to the nearest reference patch (0: every sample
-    patch occurs in the reference)."""
-    return float(nearest_patches(extract_patches(sample, patch_size), extract_patches(reference, patch_size))[0].mean())
+    patch occurs in the reference). ``exact=False`` uses the proposed neighbours of
+    :func:`nearest_patches` without the dense check (an upper bound, usually equal)."""
+    queries, dataset = extract_patches(sample, patch_size), extract_patches(reference, patch_size)
+    return float(nearest_patches(queries, dataset, exact=exact)[0].double().mean())
 
 
-def completeness(sample: torch.Tensor, reference: torch.Tensor, patch_size: int = 7) -> float:
+def completeness(sample: torch.Tensor, reference: torch.Tensor, patch_size: int = 7, exact: bool = True) -> float:
     """Mean over the reference's patches of the distance to the nearest sample patch (0: every reference
     patch is represented in the sample)."""
-    return coherence(reference, sample, patch_size)
+    return coherence(reference, sample, patch_size, exact)
 
 
 def copy_fraction(sample: torch.Tensor, reference: torch.Tensor, patch_size: int = 7,
@@ -113,7 +244,9 @@ def copy_fraction(sample: torch.Tensor, reference: torch.Tensor, patch_size: int
     channels, height, width = sample.shape
     rows, cols = patch_grid(height, width, patch_size)
     ref_cols = patch_grid(reference.shape[1], reference.shape[2], patch_size)[1]
-    dist, index = nearest_patches(extract_patches(sample, patch_size), extract_patches(reference, patch_size))
+    # exact for every patch that may match: those farther than the tolerance need no exact nearest row
+    dist, index = nearest_patches(extract_patches(sample, patch_size), extract_patches(reference, patch_size),
+                                  within=tolerance ** 2)
     matched = dist <= tolerance ** 2
     if not bool(matched.any()):
         return 0.0
