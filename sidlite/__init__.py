@@ -10,11 +10,14 @@ from .errors import SidliteError
 from .examples import example_credit, example_image, example_names
 from .image_io import as_image, load_image, save_image, to_display
 from .metrics import coherence, completeness, copy_fraction, patch_swd, pixel_diversity
-from .model import SingleImageModel, generate, trajectory
+from .model import SingleImageModel, trajectory
+from .apps.generate import generate, generation_model
+from .config import SamplingConfig
+from .presets import PRESETS, preset
 from .patches import extract_patches, fold_patches, gaussian_window
 from .pyramid import build_pyramid, laplacian_blend, pyramid_shapes, resize
 from .runtime import make_generator, resolve_device
-from .sampler import Hooks, SampleResult, sample_pyramid
+from .sampler import Hooks, SampleResult, invert, sample_pyramid
 from .schedule import Schedule
 
 __version__ = "0.1.0"
@@ -27,7 +30,7 @@ from .apps.inpaint import inpaint, outpaint, rectangle_mask
 from .apps.edit import edit, harmonize, paste
 from .apps.upscale import upscale
 from .metrics import seam_error, symmetry_error
-from .apps.analogy import invert, structural_analogy
+from .apps.analogy import structural_analogy
 from .apps.stylize import palette_style, stylize, texture_style
 from .guidance import Guidance, PaletteObjective, PatchStatsObjective
 from .codecs import BlockPCACodec, VAECodec, load_vae

@@ -1,13 +1,12 @@
-"""The image as the model: its pyramid, one patch denoiser per level, and unconditional generation."""
+"""The image as the model: its pyramid and one patch denoiser per level, planned before they are built."""
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
 
-from .codecs import get_codec
 from .backends import BackendSpec, parse_backend
+from .config import SamplingConfig
 from .denoiser import ImageDenoiser
 from .errors import check
 from .image_io import as_image
@@ -109,12 +108,25 @@ class SingleImageModel:
                   f"the coarsest {kind} level is {h}x{w}, smaller than the {patch_size}x{patch_size} patch; "
                   f"use fewer scales, a smaller patch size or a larger min_short_side")
         self.rho = rho
+        self.config = SamplingConfig(patch_size, num_scales, min_short_side, rho, backend=parse_backend(backend, **backend_options),
+                                     device=str(self.device), memory_budget=memory_budget, query_stride=query_stride)
         self.plan: Plan = plan_levels(self.reference_shapes, self.sample_shapes, image.shape[0], patch_size,
                                       parse_backend(backend, **backend_options),
                                       device=self.device, memory_budget=memory_budget, query_stride=query_stride,
                                       keep_levels=keep_levels).check()
         self.levels = build_pyramid(image, self.reference_shapes)
         self.denoisers = LevelDenoisers(self._build_level, len(self.levels), image.shape[0], keep_levels)
+
+    @classmethod
+    def from_config(cls, image, config: SamplingConfig, output_size: Sequence[int] | None = None,
+                    keep_levels: bool = True) -> "SingleImageModel":
+        """The model a :class:`~sidlite.config.SamplingConfig` describes; :meth:`sample` then uses its
+        seed, steps, η, σ_min and progress setting unless told otherwise."""
+        model = cls(image, config.patch_size, config.num_scales, config.min_side(), output_size, config.backend,
+                    config.rho, config.device, memory_budget=config.memory_budget, query_stride=config.query_stride,
+                    keep_levels=keep_levels)
+        model.config = config
+        return model
 
     def _build_level(self, index: int) -> ImageDenoiser:
         """The denoiser of level ``index`` exactly as the plan says."""
@@ -132,10 +144,18 @@ class SingleImageModel:
         check(len(per_level) == self.num_scales, f"steps needs one value per level ({self.num_scales})")
         return [Schedule.flow_linear(s, sigma_min) for s in per_level]
 
-    def sample(self, seed: int = 10, steps: int | Sequence[int] = 10, eta: float = 0.0, sigma_min: float = 1e-4,
-               record: bool = False, progress: bool = True, hooks: Hooks | None = None,
-               generator: torch.Generator | None = None) -> SampleResult:
-        """One sample; the same seed gives the same image."""
+    def sample(self, seed: int | None = None, steps: int | Sequence[int] | None = None, eta: float | None = None,
+               sigma_min: float | None = None, record: bool = False, progress: bool | None = None,
+               hooks: Hooks | None = None, generator: torch.Generator | None = None) -> SampleResult:
+        """One sample; the same seed gives the same image. Settings left as None come from :attr:`config`.
+
+        ``hooks`` are how applications change the run (fixed levels, a start state, constraints); a
+        level a hook fixes is never built or sampled.
+        """
+        c = self.config
+        seed, eta = (c.seed if seed is None else seed), (c.eta if eta is None else eta)
+        steps, sigma_min = (c.steps if steps is None else steps), (c.sigma_min if sigma_min is None else sigma_min)
+        progress = c.progress if progress is None else progress
         generator = generator or make_generator(seed, self.device)
         return sample_pyramid(self.denoisers, self.sample_shapes, self.schedules(steps, sigma_min), eta=eta,
                               generator=generator, hooks=hooks, record=record, progress=progress,
@@ -145,67 +165,6 @@ class SingleImageModel:
         levels = ", ".join(f"{h}x{w}" for h, w in self.reference_shapes)
         return f"SingleImageModel(P={self.patch_size}, levels=[{levels}], backend={self.plan.levels[0].backend})"
 
-
-
-#: The paper's presets: pixel space (uncond/pixel_exact) and latent space (uncond/latent_exact).
-PRESETS = {
-    "pixels": dict(patch_size=15, eta=0.0, rho=0.2),
-    "latent": dict(patch_size=7, eta=1.0, rho=math.inf),
-}
-
-
-def generation_model(image, *, size: Sequence[int] | None = None, patch_size: int | None = None,
-                     num_scales: int | str = "auto", min_short_side: int | None = None, rho: float | None = None,
-                     backend: str | BackendSpec = "auto", device: str = "cpu", latent=None, memory_budget=None,
-                     query_stride: int | str = "auto", keep_levels: bool = True, **backend_options):
-    """The codec, the model and the preset's η for unconditional generation (see :func:`generate`).
-
-    Building the model plans every level and builds nothing else, so ``generation_model(...)[1].plan``
-    shows what a run will cost before it starts.
-    """
-    image = as_image(image)
-    codec = get_codec(latent, image)
-    preset = PRESETS["latent" if codec.factor > 1 else "pixels"]
-    patch_size = preset["patch_size"] if patch_size is None else patch_size
-    rho = preset["rho"] if rho is None else rho
-    if min_short_side is None and codec.factor > 1 and num_scales == "auto":
-        min_short_side = 2 * patch_size
-    size = _check_size(size)
-    if size is not None and codec.factor > 1:
-        size = codec.latent_shape(size)
-        check(min(size) >= 1, f"the output size is smaller than one {codec.multiple}-pixel latent block")
-    model = SingleImageModel(codec.encode(image), patch_size, num_scales, min_short_side, size, backend, rho, device,
-                             memory_budget=memory_budget, query_stride=query_stride, keep_levels=keep_levels,
-                             **backend_options)
-    return codec, model, preset["eta"]
-
-
-def generate(image, num_samples: int = 1, *, seed: int = 10, size: Sequence[int] | None = None,
-             steps: int = 10, eta: float | None = None, patch_size: int | None = None,
-             num_scales: int | str = "auto", min_short_side: int | None = None, rho: float | None = None,
-             sigma_min: float = 1e-4, backend: str | BackendSpec = "auto", device: str = "cpu", latent=None,
-             progress: bool = True, memory_budget=None, query_stride: int | str = "auto",
-             **backend_options) -> torch.Tensor:
-    """Unconditional samples from one image, as a (num_samples, 3, H, W) tensor in [-1, 1].
-
-    Sample i uses seed + i. Settings left as None follow the paper's preset for the space: in pixels
-    P = 15, η = 0, ρ = 0.2 (coarsest short side 1.6·P); in a latent (``latent`` = 'pca', 'vae:…', see
-    :func:`sidlite.codecs.get_codec`) P = 7, η = 1, ρ = ∞ (coarsest short side 2·P). ``size`` is always
-    in pixels. ``backend`` takes a spec such as 'topk:nprobe=4'; ``memory_budget`` ('8GB', bytes) bounds
-    what sampling holds at once (default 60 % of the free memory), and a size that cannot fit is refused
-    before any work.
-    """
-    check(isinstance(num_samples, int) and num_samples >= 1, f"the number of samples must be >= 1, got {num_samples}")
-    check(isinstance(steps, int) and steps >= 1, f"steps must be an integer >= 1, got {steps}")
-    check(eta is None or 0.0 <= eta <= 1.0, f"eta must lie in [0, 1], got {eta}")
-    codec, model, preset_eta = generation_model(
-        image, size=size, patch_size=patch_size, num_scales=num_scales, min_short_side=min_short_side, rho=rho,
-        backend=backend, device=device, latent=latent, memory_budget=memory_budget, query_stride=query_stride,
-        keep_levels=num_samples > 1, **backend_options)
-    eta = preset_eta if eta is None else eta
-    samples = [codec.decode(model.sample(seed + i, steps, eta, sigma_min, progress=progress).image)
-               for i in range(num_samples)]
-    return torch.stack(samples)
 
 
 def trajectory(image, *, seed: int = 10, **options) -> SampleResult:

@@ -108,3 +108,19 @@ def sample_pyramid(denoisers: Sequence[ImageDenoiser | None], shapes: Sequence[t
                 bar.update(1)
         results[scale] = x
     return SampleResult(results[0], results, trajectory)
+
+
+def invert(denoiser, image: torch.Tensor, schedule: Schedule, stop: int,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """DDIM inversion of a clean image to step ``stop`` with ``denoiser``.
+
+    A warm-up x₁ = α₁·image + σ₁·z (z from ``generator``), then for t = 1 … stop-1 the deterministic step
+    run forward: x̂ = D(x_t), ε̂ = (x_t - α_t·x̂)/σ_t, x_{t+1} = α_{t+1}·x̂ + σ_{t+1}·ε̂.
+    """
+    check(1 <= stop <= schedule.steps, f"the inversion stop must lie in 1..{schedule.steps}, got {stop}")
+    z = torch.randn(image.shape, generator=generator, dtype=image.dtype, device=image.device)
+    x = schedule.alphas[1] * image + schedule.sigmas[1] * z
+    for t in range(1, stop):
+        x_hat = denoiser(x, schedule.alphas[t], schedule.sigmas[t])
+        x = schedule.step(x_hat, schedule.predict_noise(x, x_hat, t), t + 1, eta=0.0)
+    return x

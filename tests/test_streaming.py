@@ -12,7 +12,8 @@ from sidlite.backends import AttentionBackend, ExactBackend, TopKBackend, make_b
 from sidlite.cli import main
 from sidlite.denoiser import ImageDenoiser, known_patch_grid
 from sidlite.large_output import check_disk_space, save_result, write_png_rows
-from sidlite.model import SingleImageModel, generation_model
+from sidlite.apps.generate import generation_model
+from sidlite.model import SingleImageModel
 from sidlite.patches import extract_patches, fold_patches
 from sidlite.patchsets import DensePatchSet, ImagePatchSet
 from sidlite.plan import plan_levels
@@ -218,6 +219,6 @@ def test_cli_plan_prints_the_table_and_samples_nothing(tmp_path, capsys):
 
 def test_generation_model_matches_generate():
     img = sidlite.example_image("chelsea", 64)
-    codec, model, eta = generation_model(img, patch_size=7)
+    codec, model = generation_model(img, patch_size=7, seed=2, steps=3, progress=False)
     direct = sidlite.generate(img, patch_size=7, seed=2, steps=3, progress=False)[0]
-    assert torch.equal(codec.decode(model.sample(2, 3, eta, progress=False).image), direct)
+    assert torch.equal(codec.decode(model.sample().image), direct)

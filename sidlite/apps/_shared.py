@@ -17,10 +17,9 @@ from ..image_io import as_image, load_image
 from ..pyramid import resize
 
 
-def check_sampling(steps: int, eta: float) -> None:
-    """The same rules as :func:`sidlite.generate` for the step count and η."""
-    check(isinstance(steps, int) and steps >= 1, f"steps must be an integer >= 1, got {steps}")
-    check(0.0 <= eta <= 1.0, f"eta must lie in [0, 1], got {eta}")
+def space_of(codec: Codec) -> str:
+    """The preset space of a codec: 'latent' for any codec that shrinks the image, else 'pixels'."""
+    return "latent" if codec.factor > 1 else "pixels"
 
 
 def check_size(size, what: str = "an output size") -> tuple[int, int]:

@@ -9,33 +9,17 @@ is the knob: low stays close to the structure, 1 forgets it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
+from ..config import SamplingConfig, configure
 from ..denoiser import ImageDenoiser
 from ..errors import check
 from ..image_io import as_image
 from ..pyramid import build_pyramid, pyramid_shapes, resize
 from ..runtime import make_generator, resolve_device
-from ..sampler import Hooks, SampleResult, sample_pyramid
+from ..sampler import Hooks, invert, sample_pyramid
 from ..schedule import Schedule
-
-
-def invert(denoiser: ImageDenoiser, image: torch.Tensor, schedule: Schedule, stop: int,
-           generator: torch.Generator | None = None) -> torch.Tensor:
-    """DDIM inversion of a clean image to step ``stop`` with ``denoiser``.
-
-    A warm-up x₁ = α₁·image + σ₁·z (z from ``generator``), then for t = 1 … stop-1 the deterministic step
-    run forward: x̂ = D(x_t), ε̂ = (x_t - α_t·x̂)/σ_t, x_{t+1} = α_{t+1}·x̂ + σ_{t+1}·ε̂.
-    """
-    check(1 <= stop <= schedule.steps, f"the inversion stop must lie in 1..{schedule.steps}, got {stop}")
-    z = torch.randn(image.shape, generator=generator, dtype=image.dtype, device=image.device)
-    x = schedule.alphas[1] * image + schedule.sigmas[1] * z
-    for t in range(1, stop):
-        x_hat = denoiser(x, schedule.alphas[t], schedule.sigmas[t])
-        x = schedule.step(x_hat, schedule.predict_noise(x, x_hat, t), t + 1, eta=0.0)
-    return x
 
 
 class _StartFromInversion(Hooks):
@@ -56,27 +40,24 @@ def _to_short_side(image: torch.Tensor, short: int) -> torch.Tensor:
     return resize(image, (max(1, round(h * ratio)), max(1, round(w * ratio))))
 
 
-def structural_analogy(structure, style, *, noise_level: float | None = 0.5, patch_size: int = 11,
-                       num_scales: int = 3, steps: int | Sequence[int] = (10, 10, 50), sigma_min: float = 1e-2,
-                       eta: float = 0.0, output_short_side: int | None = None, rho: float = 0.2,
-                       seed: int = 1023, backend: str = "auto", device: str = "cpu", progress: bool = True,
-                       return_result: bool = False, **backend_options):
+def structural_analogy(structure, style, *, noise_level: float | None = 0.5, output_short_side: int | None = None,
+                       return_result: bool = False, config: SamplingConfig | None = None, **settings):
     """The structure image's layout rendered with the style image's patches, as a (3, H, W) tensor.
 
     Both images are resized so their short side is ``output_short_side`` (default: the style's short side);
     the output has the structure's aspect ratio. ``steps`` is per level, finest first (most of them go to
     the coarsest level, where the transfer happens). ``noise_level`` in (0, 1] is how far the structure is
-    inverted (None: all the way). Defaults follow the paper's pixel preset (P = 11, 3 levels,
-    T = [10, 10, 50], σ_min = 0.01, η = 0, seed 1023). ``return_result`` gives the :class:`SampleResult`
-    (every level's result) instead of the image.
+    inverted (None: all the way). ``settings`` override ``config`` (default: the 'analogy' preset, the
+    paper's P = 11, 3 levels, T = [10, 10, 50], σ_min = 0.01, η = 0, seed 1023). ``return_result`` gives
+    the :class:`SampleResult` (every level's result) instead of the image.
     """
-    device = resolve_device(device)
+    config = configure("analogy", "pixels", config, settings)
+    patch_size, num_scales, eta = config.patch_size, config.num_scales, config.eta
+    device = resolve_device(config.device)
     structure, style = as_image(structure).to(device), as_image(style).to(device)
-    check(isinstance(num_scales, int) and num_scales >= 1, f"num_scales must be an integer >= 1, got {num_scales}")
+    check(isinstance(num_scales, int), f"structural analogy needs a whole number of levels, got {num_scales!r}")
     check(noise_level is None or 0 < noise_level <= 1, f"noise_level must lie in (0, 1] (or None), got {noise_level}")
-    check(0.0 <= eta <= 1.0, f"eta must lie in [0, 1], got {eta}")
-    per_level = [steps] * num_scales if isinstance(steps, int) else list(steps)
-    check(len(per_level) == num_scales, f"steps needs one value per level ({num_scales}), got {len(per_level)}")
+    per_level = config.steps_per_level(num_scales)
     short = output_short_side or min(style.shape[-2:])
     check(isinstance(short, int) and short >= 1, f"output_short_side must be a positive integer, got {short}")
     structure, style = _to_short_side(structure, short), _to_short_side(style, short)
@@ -88,16 +69,16 @@ def structural_analogy(structure, style, *, noise_level: float | None = 0.5, pat
                                         f"size or a larger output_short_side")
     style_levels = build_pyramid(style, style_shapes)
     structure_coarsest = build_pyramid(structure, shapes)[-1]
-    denoisers = [ImageDenoiser(level, patch_size, backend, rho, **backend_options) for level in style_levels]
-    own = ImageDenoiser(structure_coarsest, patch_size, backend, rho, **backend_options)
-    schedules = [Schedule.flow_linear(s, sigma_min) for s in per_level]
+    denoisers = [ImageDenoiser(level, patch_size, config.backend, config.rho) for level in style_levels]
+    own = ImageDenoiser(structure_coarsest, patch_size, config.backend, config.rho)
+    schedules = [Schedule.flow_linear(s, config.sigma_min) for s in per_level]
     coarse = schedules[-1]
     stop = coarse.index_for_noise_level(noise_level)
-    generator = make_generator(seed, device)
+    generator = make_generator(config.seed, device)
     inverted = invert(own, structure_coarsest, coarse, stop, generator)
     etas = [eta] * (num_scales - 1) + [0.0]
     result = sample_pyramid(denoisers, shapes, schedules, eta=etas, generator=generator,
-                            hooks=_StartFromInversion(num_scales - 1, inverted, stop), progress=progress,
+                            hooks=_StartFromInversion(num_scales - 1, inverted, stop), progress=config.progress,
                             device=device, dtype=style.dtype)
     return result if return_result else result.image
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import torch
 
+from ..config import SamplingConfig, configure
 from ..errors import check
 from ..image_io import as_image, save_image
 from ..model import SingleImageModel
 from ..pyramid import build_pyramid
-from ..runtime import make_generator
-from ..sampler import Hooks, sample_pyramid
-from ._shared import as_mask, check_sampling, demo_image, feather, rectangle_mask
+from ..sampler import Hooks
+from ._shared import as_mask, demo_image, feather, rectangle_mask
 
 
 def paste(image, piece, top: int, left: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,19 +51,16 @@ class Renoise(Hooks):
 
 
 def edit(image, edited, mask=None, *, start_scale: int = 1, noise_level: float = 0.5, keep_outside: bool = True,
-         feather_width: float | None = None, seed: int = 0, steps: int = 10, eta: float = 0.0, patch_size: int = 15,
-         num_scales: int | str = "auto", min_short_side: int | None = None, rho: float = 0.2,
-         sigma_min: float = 1e-4, backend: str = "auto", device: str = "cpu", progress: bool = True,
-         **backend_options) -> torch.Tensor:
+         feather_width: float | None = None, config: SamplingConfig | None = None, **settings) -> torch.Tensor:
     """Harmonize an edited copy of ``image`` with the original's patches; (3, H, W) in [-1, 1].
 
     ``edited`` is ``image`` with something pasted or painted in (same size). ``mask`` (True = edited)
     defaults to the pixels where the two differ. ``start_scale`` counts levels from the finest (0) and
     is clamped to the coarsest; a coarser start and a higher ``noise_level`` change more. With
     ``keep_outside`` the result is blended into the input with the mask feathered over
-    ``feather_width`` pixels (default P).
+    ``feather_width`` pixels (default P). ``settings`` override ``config`` (default: the 'edit' preset).
     """
-    check_sampling(steps, eta)
+    config = configure("edit", "pixels", config, settings)
     check(0 < noise_level <= 1, f"noise_level must lie in (0, 1], got {noise_level}")
     check(isinstance(start_scale, int) and start_scale >= 0, f"start_scale must be a whole number >= 0, got {start_scale}")
     image, edited = as_image(image), as_image(edited)
@@ -71,16 +68,13 @@ def edit(image, edited, mask=None, *, start_scale: int = 1, noise_level: float =
                                        f"{tuple(image.shape)}; edit a copy of the same size")
     region = (edited - image).abs().amax(0) > 1e-6 if mask is None else as_mask(mask, tuple(image.shape[-2:]))
     check(bool(region.any()), "the edited image equals the input; paste or paint something first")
-    model = SingleImageModel(image, patch_size, num_scales, min_short_side, None, backend, rho, device, **backend_options)
+    model = SingleImageModel.from_config(image, config)
     start_scale = min(start_scale, model.num_scales - 1)
     hooks = Renoise(build_pyramid(edited.to(model.device), model.sample_shapes), start_scale, noise_level)
-    denoisers = [d if s <= start_scale else None for s, d in enumerate(model.denoisers)]
-    result = sample_pyramid(denoisers, model.sample_shapes, model.schedules(steps, sigma_min), eta=eta,
-                            generator=make_generator(seed, model.device), hooks=hooks, progress=progress,
-                            device=model.device, dtype=image.dtype).image
+    result = model.sample(hooks=hooks).image  # the levels Renoise fixes are never built
     if not keep_outside:
         return result
-    weight = feather(region, patch_size if feather_width is None else feather_width).to(result.device)
+    weight = feather(region, config.patch_size if feather_width is None else feather_width).to(result.device)
     return weight * result + (1 - weight) * image.to(result.device)
 
 

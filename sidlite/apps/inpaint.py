@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from ..config import SamplingConfig, configure
 from ..denoiser import ImageDenoiser, known_patch_grid
 from ..errors import SidliteError, check
 from ..image_io import as_image, save_image
@@ -29,7 +30,7 @@ from ..pyramid import auto_num_scales, build_pyramid, pyramid_shapes
 from ..runtime import make_generator, resolve_device
 from ..sampler import Hooks, sample_pyramid
 from ..schedule import Schedule
-from ._shared import as_mask, check_sampling, demo_image, rectangle_mask, region_pyramid, smooth_fill
+from ._shared import as_mask, demo_image, rectangle_mask, region_pyramid, smooth_fill
 
 
 class KnownPixels(Hooks):
@@ -67,28 +68,28 @@ def _levels_with_patches(shape, hole, patch_size, num_scales, min_short_side):
                        f"use a smaller hole, a smaller patch size or fewer scales")
 
 
-def inpaint(image, mask, *, seed: int = 0, steps: int = 10, eta: float = 1.0, patch_size: int = 15,
-            num_scales: int | str = "auto", min_short_side: int | None = None, rho: float = 0.2,
-            sigma_min: float = 1e-4, backend: str = "auto", device: str = "cpu", progress: bool = True,
-            **backend_options) -> torch.Tensor:
+def inpaint(image, mask, *, config: SamplingConfig | None = None, **settings) -> torch.Tensor:
     """Fill the pixels where ``mask`` is True with patches of the rest of ``image``; (3, H, W) in [-1, 1].
 
     ``mask`` is an (H, W) boolean array or tensor, or an image file whose light pixels mark the hole.
-    Pixels outside the mask are returned unchanged (exactly).
+    Pixels outside the mask are returned unchanged (exactly). ``settings`` override ``config``
+    (default: the 'inpaint' preset).
     """
-    check_sampling(steps, eta)
-    device = resolve_device(device)
+    config = configure("inpaint", "pixels", config, settings)
+    patch_size = config.patch_size
+    device = resolve_device(config.device)
     image = as_image(image).to(device)
     hole = as_mask(mask, tuple(image.shape[-2:]), "mask").cpu()
     check(bool(hole.any()), "the mask marks no pixel to fill; light (white) pixels mark the hole")
     check(not bool(hole.all()), "the mask covers the whole image; leave some known pixels to fill from")
-    shapes, known = _levels_with_patches(tuple(image.shape[-2:]), hole, patch_size, num_scales, min_short_side)
+    shapes, known = _levels_with_patches(tuple(image.shape[-2:]), hole, patch_size, config.num_scales,
+                                         config.min_side())
     known = [k.to(device) for k in known]
     levels = build_pyramid(smooth_fill(image, hole), shapes)
-    denoisers = [ImageDenoiser(level, patch_size, backend, rho, known=k, **backend_options) for level, k in zip(levels, known)]
-    schedules = [Schedule.flow_linear(steps, sigma_min)] * len(shapes)
-    result = sample_pyramid(denoisers, shapes, schedules, eta=eta, generator=make_generator(seed, device),
-                            hooks=KnownPixels(levels, known), progress=progress, device=device, dtype=image.dtype)
+    denoisers = [ImageDenoiser(level, patch_size, config.backend, config.rho, known=k) for level, k in zip(levels, known)]
+    schedules = [Schedule.flow_linear(s, config.sigma_min) for s in config.steps_per_level(len(shapes))]
+    result = sample_pyramid(denoisers, shapes, schedules, eta=config.eta, generator=make_generator(config.seed, device),
+                            hooks=KnownPixels(levels, known), progress=config.progress, device=device, dtype=image.dtype)
     return result.image
 
 

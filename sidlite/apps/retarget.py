@@ -12,13 +12,13 @@ from typing import Sequence
 
 import torch
 
+from ..config import SamplingConfig, configure
 from ..errors import check
 from ..image_io import as_image, save_image
 from ..model import SingleImageModel
 from ..pyramid import build_pyramid, resize
-from ..runtime import make_generator
-from ..sampler import Hooks, sample_pyramid
-from ._shared import check_sampling, check_size, demo_image
+from ..sampler import Hooks
+from ._shared import check_size, demo_image
 
 
 class FixedLayout(Hooks):
@@ -32,28 +32,21 @@ class FixedLayout(Hooks):
         return self.layout if scale == self.coarsest else None
 
 
-def retarget(image, size: Sequence[int], *, seed: int = 0, steps: int = 10, eta: float = 1.0,
-             patch_size: int = 15, num_scales: int | str = "auto", min_short_side: int | None = None,
-             rho: float = 0.2, sigma_min: float = 1e-4, backend: str = "auto", device: str = "cpu",
-             progress: bool = True, **backend_options) -> torch.Tensor:
+def retarget(image, size: Sequence[int], *, config: SamplingConfig | None = None, **settings) -> torch.Tensor:
     """The image at ``size`` = (H, W) pixels, as a (3, H, W) tensor in [-1, 1].
 
-    Defaults follow the paper's retarget preset (η = 1, seed 0, coarsest short side = P) except
-    T = 10 instead of 25, which the preset notes looks near-identical and is 2.5× faster.
+    ``settings`` override ``config`` (default: the 'retarget' preset, :mod:`sidlite.presets`: the
+    paper's η = 1, seed 0, coarsest short side = P, except T = 10 instead of 25, which the preset notes
+    looks near-identical and is 2.5× faster).
     """
-    check_sampling(steps, eta)
+    config = configure("retarget", "pixels", config, settings)
     size = check_size(size)
     image = as_image(image)
-    model = SingleImageModel(image, patch_size, num_scales, patch_size if min_short_side is None else min_short_side,
-                             size, backend, rho, device, **backend_options)
+    model = SingleImageModel.from_config(image, config, size)
     check(model.num_scales >= 2, "retargeting needs at least 2 scales (the coarsest is the fixed layout); "
                                  "use a larger image or a smaller patch size")
     layout = build_pyramid(resize(image.to(model.device), size), model.sample_shapes)[-1]
-    denoisers = [*model.denoisers[:-1], None]
-    result = sample_pyramid(denoisers, model.sample_shapes, model.schedules(steps, sigma_min), eta=eta,
-                            generator=make_generator(seed, model.device), hooks=FixedLayout(model.num_scales - 1, layout),
-                            progress=progress, device=model.device, dtype=model.levels[0].dtype)
-    return result.image
+    return model.sample(hooks=FixedLayout(model.num_scales - 1, layout)).image
 
 
 def demo(folder):

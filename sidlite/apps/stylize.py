@@ -11,14 +11,14 @@ from pathlib import Path
 
 import torch
 
+from ..config import SamplingConfig, configure
 from ..denoiser import ImageDenoiser
 from ..errors import check
 from ..guidance import Guidance, Objective, PaletteObjective, PatchStatsObjective
 from ..image_io import as_image
 from ..runtime import make_generator, resolve_device
-from ..sampler import Hooks, SampleResult, sample_pyramid
+from ..sampler import Hooks, invert, sample_pyramid
 from ..schedule import Schedule
-from .analogy import invert
 
 
 class _GuidedFromInversion(Hooks):
@@ -35,22 +35,24 @@ class _GuidedFromInversion(Hooks):
 
 
 def stylize(image, objective: Objective | None = None, *, prompt: str | None = None, clip_model: str | None = None,
-            allow_download: bool = False, num_views: int = 16, noise_level: float = 0.3, steps: int = 200,
-            patch_size: int = 7, sigma_min: float = 1e-4, strength: float = 1.0, momentum: float = 0.1,
-            fill_factor: float = 0.5, iters: int = 1, rho: float = 0.2, seed: int = 10, backend: str = "auto",
-            device: str = "cpu", progress: bool = True, return_result: bool = False, **backend_options):
+            allow_download: bool = False, num_views: int = 16, noise_level: float = 0.3, strength: float = 1.0,
+            momentum: float = 0.1, fill_factor: float = 0.5, iters: int = 1, return_result: bool = False,
+            config: SamplingConfig | None = None, **settings):
     """``image`` (3, H, W) restyled by guidance, as a (3, H, W) tensor in [-1, 1].
 
     Give either ``objective`` (any callable score of a [-1, 1] image; see :mod:`sidlite.guidance`) or a
     text ``prompt`` (CLIP ``clip_model``, default ViT-B/32, loaded offline unless ``allow_download``).
     Defaults follow the paper's text-style preset: P = 7, T = 200, σ_min = 1e-4, noise level 0.3, η = 0,
-    strength γ = 1, momentum λ = 0.1, fill factor 0.5, one guidance step per sampler step, seed 10.
+    strength γ = 1, momentum λ = 0.1, fill factor 0.5, one guidance step per sampler step, seed 10
+    (the sampling settings are the 'stylize' preset; ``settings`` override ``config``).
     ``return_result`` also gives access to the :class:`SampleResult`, returned as (result, guidance).
     """
+    config = configure("stylize", "pixels", config, settings)
+    steps, seed = config.steps, config.seed
     check((objective is None) != (prompt is None), "give exactly one of an objective and a text prompt")
     check(0 < noise_level <= 1, f"noise_level must lie in (0, 1], got {noise_level}")
     check(isinstance(steps, int) and steps >= 2, f"steps must be an integer >= 2, got {steps}")
-    device = resolve_device(device)
+    device = resolve_device(config.device)
     image = as_image(image).to(device=device, dtype=torch.float32)
     if prompt is not None:
         from ..clip import DEFAULT_CLIP, ClipObjective, load_clip
@@ -58,13 +60,13 @@ def stylize(image, objective: Objective | None = None, *, prompt: str | None = N
         model, tokenizer = load_clip(clip_model or DEFAULT_CLIP, device, allow_download)
         objective = ClipObjective(model, tokenizer, prompt, num_views=num_views, seed=seed)
     guidance = Guidance(objective, strength, momentum, fill_factor, iters)
-    denoiser = ImageDenoiser(image, patch_size, backend, rho, **backend_options)
-    schedule = Schedule.flow_linear(steps, sigma_min)
+    denoiser = ImageDenoiser(image, config.patch_size, config.backend, config.rho)
+    schedule = Schedule.flow_linear(steps, config.sigma_min)
     stop = schedule.index_for_noise_level(noise_level)
     generator = make_generator(seed, device)
     inverted = invert(denoiser, image, schedule, stop, generator)
-    result = sample_pyramid([denoiser], [tuple(image.shape[-2:])], [schedule], eta=0.0, generator=generator,
-                            hooks=_GuidedFromInversion(inverted, stop, schedule, guidance), progress=progress,
+    result = sample_pyramid([denoiser], [tuple(image.shape[-2:])], [schedule], eta=config.eta, generator=generator,
+                            hooks=_GuidedFromInversion(inverted, stop, schedule, guidance), progress=config.progress,
                             device=device, dtype=torch.float32)
     return (result, guidance) if return_result else result.image
 

@@ -12,11 +12,12 @@ from typing import Sequence
 
 import torch
 
+from ..config import SamplingConfig, configure
 from ..errors import check
 from ..image_io import save_image
 from ..model import SingleImageModel
 from ..sampler import Hooks
-from ._shared import check_sampling, decode, demo_image, encode, space_size
+from ._shared import decode, demo_image, encode, space_of, space_size
 
 SOURCES = {"horizontal": ("left", "right"), "vertical": ("top", "bottom")}
 
@@ -54,22 +55,19 @@ class Mirror(Hooks):
 
 
 def symmetric(image, size: Sequence[int] | None = None, *, axis: str = "horizontal", source: str | None = None,
-              seed: int = 0, steps: int = 10, eta: float = 1.0, patch_size: int = 15,
-              num_scales: int | str = "auto", min_short_side: int | None = None, rho: float = 0.2,
-              sigma_min: float = 1e-4, backend: str = "auto", device: str = "cpu", latent=None,
-              progress: bool = True, **backend_options) -> torch.Tensor:
+              latent=None, config: SamplingConfig | None = None, **settings) -> torch.Tensor:
     """A new image with the patches of ``image`` and an exact mirror symmetry, (3, H, W) in [-1, 1].
 
     ``size`` (pixels) defaults to the input's. ``latent`` picks the working space as in
-    :func:`sidlite.generate`; the decoded image is mirrored again. Defaults follow the paper's preset
-    (η = 1, seed 0) except T = 10 instead of 25 (the preset notes 10–50 all work).
+    :func:`sidlite.generate`; the decoded image is mirrored again. ``settings`` override ``config``
+    (default: the 'symmetric' preset of the space, the paper's η = 1, seed 0, except T = 10 instead of
+    25 or 50, which the preset notes all work).
     """
-    check_sampling(steps, eta)
     hooks = Mirror(axis, source)
     codec, space = encode(image, latent)
-    model = SingleImageModel(space, patch_size, num_scales, min_short_side, space_size(size, codec), backend, rho,
-                             device, **backend_options)
-    result = model.sample(seed, steps, eta, sigma_min, progress=progress, hooks=hooks).image
+    config = configure("symmetric", space_of(codec), config, settings)
+    model = SingleImageModel.from_config(space, config, space_size(size, codec))
+    result = model.sample(hooks=hooks).image
     return mirror(decode(codec, result), axis, source)  # idempotent on pixels, needed after a decoder
 
 

@@ -23,11 +23,12 @@ from typing import Sequence
 import torch
 
 from ..denoiser import ImageDenoiser
+from ..config import SamplingConfig, configure
 from ..errors import check
 from ..image_io import save_image
 from ..model import SingleImageModel
 from ..sampler import Hooks
-from ._shared import check_sampling, decode, demo_image, encode, space_size
+from ._shared import decode, demo_image, encode, space_of, space_size
 
 DIRECTIONS = ("both", "horizontal", "vertical")
 
@@ -95,25 +96,20 @@ def preview_grids(direction: str) -> list[tuple[int, int]]:
 
 
 def tileable(image, size: Sequence[int] | None = None, *, direction: str = "both", num_shifts: int = 4,
-             seed: int = 0, steps: int = 10, eta: float = 1.0, patch_size: int = 15,
-             num_scales: int | str = "auto", min_short_side: int | None = None, rho: float = 0.2,
-             sigma_min: float = 1e-4, backend: str = "auto", device: str = "cpu", latent=None,
-             progress: bool = True, **backend_options) -> torch.Tensor:
+             latent=None, config: SamplingConfig | None = None, **settings) -> torch.Tensor:
     """A new image with the patches of ``image`` that tiles seamlessly, (3, H, W) in [-1, 1].
 
-    ``size`` (pixels) defaults to the input's. The coarsest level's short side defaults to 2·P, as the
-    paper's tileable preset. ``latent`` picks the working space as in :func:`sidlite.generate`; the
-    result is decoded with ``periodic=True`` when the codec's ``decode`` accepts it (a VAE's zero
-    padding would otherwise mark the border); blockwise codecs need no such option. Defaults follow
-    the preset (η = 1, seed 0, 4 shifts) except T = 10 instead of 25.
+    ``size`` (pixels) defaults to the input's. ``latent`` picks the working space as in
+    :func:`sidlite.generate`; the result is decoded with ``periodic=True`` when the codec's ``decode``
+    accepts it (a VAE's zero padding would otherwise mark the border); blockwise codecs need no such
+    option. ``settings`` override ``config`` (default: the 'tileable' preset of the space: coarsest
+    short side 2·P, η = 1, seed 0, as the paper's, except T = 10 instead of 25 or 50).
     """
-    check_sampling(steps, eta)
     hooks = ShiftBlend(direction, num_shifts)
     codec, space = encode(image, latent)
-    floor = 2 * patch_size if min_short_side is None else min_short_side
-    model = SingleImageModel(space, patch_size, num_scales, floor, space_size(size, codec), backend, rho, device,
-                             **backend_options)
-    result = model.sample(seed, steps, eta, sigma_min, progress=progress, hooks=hooks).image
+    config = configure("tileable", space_of(codec), config, settings)
+    model = SingleImageModel.from_config(space, config, space_size(size, codec))
+    result = model.sample(hooks=hooks).image
     return decode(codec, result, periodic=True)
 
 

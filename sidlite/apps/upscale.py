@@ -19,13 +19,14 @@ import math
 import torch
 
 from ..denoiser import ImageDenoiser
+from ..config import SamplingConfig, configure
 from ..errors import check
 from ..image_io import as_image, save_image
 from ..pyramid import resize
 from ..runtime import make_generator, resolve_device
 from ..sampler import Hooks, sample_pyramid
 from ..schedule import Schedule
-from ._shared import check_sampling, demo_image
+from ._shared import demo_image
 
 
 def upscale_shapes(size: tuple[int, int], factor: float) -> list[tuple[int, int]]:
@@ -69,31 +70,32 @@ class FromInput(Hooks):
         return self.results[scale]
 
 
-def upscale(image, factor: float = 2.0, *, seed: int = 0, steps: int = 10, eta: float = 0.0, patch_size: int = 7,
-            noise_level: float | None = 0.5, consistency: int = 4, rho: float = 0.2, sigma_min: float = 1e-4,
-            backend: str = "auto", device: str = "cpu", progress: bool = True, **backend_options) -> torch.Tensor:
+def upscale(image, factor: float = 2.0, *, noise_level: float | None = 0.5, consistency: int = 4,
+            config: SamplingConfig | None = None, **settings) -> torch.Tensor:
     """``image`` enlarged ``factor`` times (> 1), (3, round(H·factor), round(W·factor)) in [-1, 1].
 
     ``noise_level`` None samples each finer level from pure noise; a value in (0, 1] starts it from the
     level below, upsampled and re-noised to that level (lower keeps closer to a cubic upsampling).
     ``consistency`` is the number of back-projection iterations per level (0 turns it off). P defaults
-    to 7: inputs to super-resolution are small.
+    to 7: inputs to super-resolution are small. ``settings`` override ``config`` (default: the 'upscale'
+    preset).
     """
-    check_sampling(steps, eta)
+    config = configure("upscale", "pixels", config, settings)
+    patch_size = config.patch_size
     check(factor > 1, f"the upscaling factor must be larger than 1, got {factor}")
     check(noise_level is None or 0 < noise_level <= 1, f"noise_level must lie in (0, 1] or be None, got {noise_level}")
     check(isinstance(consistency, int) and consistency >= 0, f"consistency must be a whole number >= 0, got {consistency}")
-    device = resolve_device(device)
+    device = resolve_device(config.device)
     image = as_image(image).to(device)
     check(min(image.shape[-2:]) >= patch_size, f"the {image.shape[1]}x{image.shape[2]} image is smaller than the "
                                                f"{patch_size}x{patch_size} patch; use a smaller --patch-size")
     shapes = upscale_shapes(tuple(image.shape[-2:]), factor)
-    denoiser = ImageDenoiser(image, patch_size, backend, rho, **backend_options)
+    denoiser = ImageDenoiser(image, patch_size, config.backend, config.rho)
     denoisers = [denoiser] * (len(shapes) - 1) + [None]
     hooks = FromInput(image, len(shapes) - 1, noise_level, consistency)
-    schedules = [Schedule.flow_linear(steps, sigma_min)] * len(shapes)
-    return sample_pyramid(denoisers, shapes, schedules, eta=eta, generator=make_generator(seed, device), hooks=hooks,
-                          progress=progress, device=device, dtype=image.dtype).image
+    schedules = [Schedule.flow_linear(s, config.sigma_min) for s in config.steps_per_level(len(shapes))]
+    return sample_pyramid(denoisers, shapes, schedules, eta=config.eta, generator=make_generator(config.seed, device),
+                          hooks=hooks, progress=config.progress, device=device, dtype=image.dtype).image
 
 
 def demo(folder):

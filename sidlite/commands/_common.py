@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..backends import BACKENDS
+from ..presets import by_name, preset
 from ..errors import SidliteError, check
 from ..examples import example_image, example_names
 from ..image_io import load_image, save_image
@@ -56,24 +57,48 @@ def add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
-def add_sampling(parser: argparse.ArgumentParser, *, steps: int = 10, eta: float | None = 0.0,
-                 patch_size: int | None = 15, seed: int = 10) -> None:
-    """Sampling options; a default of None means "the preset of the space" (pixels or latent)."""
-    def default(value):
-        return "the space's preset" if value is None else value
+def add_sampling(parser: argparse.ArgumentParser, application: str, *, steps_per_level: bool = False) -> None:
+    """The sampling options every subcommand shares: each defaults to the application's preset
+    (``sidlite presets`` lists them), and ``--preset`` starts from another row of that table."""
+    default = f"the {application} preset's"
+    if steps_per_level:
+        parser.add_argument("--steps", type=positive_int, nargs="+", default=None, metavar="T",
+                            help=f"steps per level, finest first, or one for all (default: {default})")
+    else:
+        parser.add_argument("--steps", type=int, default=None, help=f"denoising steps per level (default: {default})")
+    parser.add_argument("--eta", type=float, default=None, help=f"stochasticity in [0, 1] (default: {default})")
+    parser.add_argument("--patch-size", type=positive_int, default=None, help=f"patch side P (default: {default})")
+    parser.add_argument("--seed", type=int, default=None, help=f"random seed (default: {default})")
+    parser.add_argument("--preset", default=None, metavar="NAME",
+                        help="start from another preset (see 'sidlite presets'), e.g. generate-table1")
+    add_runtime(parser)
 
-    parser.add_argument("--steps", type=int, default=steps, help=f"denoising steps per scale (default {steps})")
-    parser.add_argument("--eta", type=float, default=eta, help=f"stochasticity in [0, 1] (default {default(eta)})")
-    parser.add_argument("--patch-size", type=int, default=patch_size, help=f"patch side P (default {default(patch_size)})")
-    add_runtime(parser, seed)
 
-
-def add_runtime(parser: argparse.ArgumentParser, seed: int = 10) -> None:
-    """Seed, backend, device and progress options, shared by every sampling subcommand."""
-    parser.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
-    parser.add_argument("--backend", default="auto", help=f"patch denoiser: auto | {' | '.join(BACKENDS)} (default auto)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+def add_runtime(parser: argparse.ArgumentParser) -> None:
+    """Backend, device, memory and progress options."""
+    parser.add_argument("--backend", default=None, metavar="SPEC",
+                        help=f"patch denoiser, with options: auto | {' | '.join(BACKENDS)}, e.g. topk:k=5,nprobe=4 "
+                             f"(default auto)")
+    parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
+    parser.add_argument("--memory-budget", default=None, metavar="SIZE",
+                        help="most memory sampling may hold, e.g. 4GB (default: 60%% of the free memory)")
+    parser.add_argument("--query-stride", default=None, type=lambda t: t if t == "auto" else positive_int(t),
+                        help="query patch stride: auto (2 on levels above 8M positions) or a whole number")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+SETTINGS = ("steps", "eta", "patch_size", "seed", "backend", "device", "memory_budget", "query_stride")
+
+
+def sampling_settings(args) -> dict:
+    """The settings given on the command line (``config`` from --preset, then each option given)."""
+    settings = {key: getattr(args, key) for key in SETTINGS if getattr(args, key, None) is not None}
+    if isinstance(settings.get("steps"), list):
+        settings["steps"] = settings["steps"][0] if len(settings["steps"]) == 1 else tuple(settings["steps"])
+    settings["progress"] = not args.quiet
+    if getattr(args, "preset", None):
+        settings["config"] = preset(*by_name(args.preset))
+    return settings
 
 
 def read_input(args) -> "torch.Tensor":

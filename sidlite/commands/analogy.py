@@ -4,8 +4,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from ..apps.analogy import structural_analogy
+from ..config import configure
 from ..errors import check
-from ._common import add_output, add_runtime, noise_level, output_paths, positive_int, read_input, save_all
+from ._common import add_output, add_sampling, noise_level, output_paths, positive_int, read_input, sampling_settings, save_all
 
 
 def register(subparsers) -> None:
@@ -21,24 +22,21 @@ def register(subparsers) -> None:
                         help="how far the structure is inverted, in (0, 1]: low keeps more of it (default 0.5)")
     parser.add_argument("--short-side", type=positive_int, default=None,
                         help="short side of the output in pixels (default: the style image's)")
-    parser.add_argument("--scales", type=positive_int, default=3, help="pyramid levels (default 3)")
-    parser.add_argument("--steps", type=positive_int, nargs="+", default=[10, 10, 50], metavar="T",
-                        help="steps per level, finest first (default 10 10 50)")
-    parser.add_argument("--patch-size", type=positive_int, default=11, help="patch side P (default 11)")
-    parser.add_argument("--eta", type=float, default=0.0, help="stochasticity of the finer levels in [0, 1] (default 0)")
-    add_runtime(parser, seed=1023)
+    parser.add_argument("--scales", type=positive_int, default=None, help="pyramid levels (default: the preset's 3)")
+    add_sampling(parser, "analogy", steps_per_level=True)
     parser.set_defaults(run=run)
 
 
 def run(args) -> None:
-    check(0.0 <= args.eta <= 1.0, f"--eta must lie in [0, 1], got {args.eta}")
-    steps = args.steps[0] if len(args.steps) == 1 else args.steps
-    check(isinstance(steps, int) or len(steps) == args.scales,
-          f"--steps takes one value or one per level ({args.scales}), got {len(args.steps)}")
     paths = output_paths(args.output, 1, args.overwrite)
     structure = read_input(SimpleNamespace(input=args.structure, max_side=args.max_side))
     style = read_input(SimpleNamespace(input=args.style, max_side=args.max_side))
-    out = structural_analogy(structure, style, noise_level=args.noise_level, patch_size=args.patch_size,
-                             num_scales=args.scales, steps=steps, eta=args.eta, output_short_side=args.short_side,
-                             seed=args.seed, backend=args.backend, device=args.device, progress=not args.quiet)
+    settings = sampling_settings(args)
+    if args.scales is not None:
+        settings["num_scales"] = args.scales
+    config = configure("analogy", "pixels", settings.pop("config", None), settings)
+    check(isinstance(config.steps, int) or len(config.steps) == config.num_scales,
+          f"--steps takes one value or one per level ({config.num_scales}), got {len(config.steps)}")
+    out = structural_analogy(structure, style, noise_level=args.noise_level, output_short_side=args.short_side,
+                             config=config)
     save_all([out], paths, args.overwrite)

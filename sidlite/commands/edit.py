@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..apps.edit import edit, paste
 from ..errors import check
 from ..image_io import load_image
-from ._common import add_input, add_output, add_sampling, noise_level, output_paths, read_input, save_all
+from ._common import add_input, add_output, add_sampling, noise_level, output_paths, read_input, sampling_settings, save_all
 
 
 def register(subparsers) -> None:
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     parser.add_argument("--noise-level", type=noise_level, default=0.5, help="noise level in (0, 1] to re-noise to (default 0.5)")
     parser.add_argument("--no-keep-outside", action="store_true",
                         help="do not composite the result back onto the input outside the (feathered) edit")
-    add_sampling(parser, eta=0.0, seed=0)
+    add_sampling(parser, "edit")
     parser.set_defaults(run=run)
 
 
@@ -36,6 +36,5 @@ def run(args) -> None:
     else:
         edited, mask = load_image(args.edited), None
     result = edit(image, edited, args.mask or mask, start_scale=args.start_scale, noise_level=args.noise_level,
-                  keep_outside=not args.no_keep_outside, seed=args.seed, steps=args.steps, eta=args.eta,
-                  patch_size=args.patch_size, backend=args.backend, device=args.device, progress=not args.quiet)
+                  keep_outside=not args.no_keep_outside, **sampling_settings(args))
     save_all([result], paths, args.overwrite)

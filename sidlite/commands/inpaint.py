@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..apps._shared import rectangle_mask
 from ..apps.inpaint import inpaint, outpaint
 from ..errors import check
-from ._common import add_input, add_output, add_sampling, non_negative_int, output_paths, read_input, save_all
+from ._common import add_input, add_output, add_sampling, non_negative_int, output_paths, read_input, sampling_settings, save_all
 
 
 def register(subparsers) -> None:
@@ -19,15 +19,14 @@ def register(subparsers) -> None:
     where.add_argument("--rect", nargs=4, type=non_negative_int, metavar=("TOP", "LEFT", "H", "W"), help="a rectangular hole")
     where.add_argument("--extend", nargs=4, type=non_negative_int, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
                        help="outpaint: margins in pixels to add on each side")
-    add_sampling(parser, eta=1.0, seed=0)
+    add_sampling(parser, "inpaint")
     parser.set_defaults(run=run)
 
 
 def run(args) -> None:
     paths = output_paths(args.output, 1, args.overwrite)
     image = read_input(args)
-    options = dict(seed=args.seed, steps=args.steps, eta=args.eta, patch_size=args.patch_size, backend=args.backend,
-                   device=args.device, progress=not args.quiet)
+    options = sampling_settings(args)
     if args.extend:
         check(any(args.extend), "--extend needs at least one positive margin")
         result = outpaint(image, *args.extend, **options)

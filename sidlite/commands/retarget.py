@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..apps.retarget import retarget
-from ._common import add_input, add_output, add_sampling, add_size, output_paths, read_input, save_all
+from ._common import add_input, add_output, add_sampling, add_size, output_paths, read_input, sampling_settings, save_all
 
 
 def register(subparsers) -> None:
@@ -12,13 +12,12 @@ def register(subparsers) -> None:
     add_input(parser)
     add_output(parser)
     add_size(parser, required=True)
-    add_sampling(parser, eta=1.0, seed=0)
+    add_sampling(parser, "retarget")
     parser.set_defaults(run=run)
 
 
 def run(args) -> None:
     paths = output_paths(args.output, 1, args.overwrite)
     image = read_input(args)
-    result = retarget(image, tuple(args.size), seed=args.seed, steps=args.steps, eta=args.eta, patch_size=args.patch_size,
-                      backend=args.backend, device=args.device, progress=not args.quiet)
+    result = retarget(image, tuple(args.size), **sampling_settings(args))
     save_all([result], paths, args.overwrite)

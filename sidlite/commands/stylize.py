@@ -8,7 +8,7 @@ from ..apps.stylize import stylize
 from ..clip import DEFAULT_CLIP
 from ..errors import check
 from ..guidance import PaletteObjective, PatchStatsObjective
-from ._common import add_input, add_output, add_runtime, noise_level, output_paths, positive_int, read_input, save_all
+from ._common import add_input, add_output, add_sampling, noise_level, output_paths, positive_int, read_input, sampling_settings, save_all
 
 
 def register(subparsers) -> None:
@@ -27,19 +27,15 @@ def register(subparsers) -> None:
     parser.add_argument("--views", type=positive_int, default=16, help="augmented CLIP views per step (default 16)")
     parser.add_argument("--noise-level", type=noise_level, default=0.3, help="how far the input is inverted (default 0.3)")
     parser.add_argument("--strength", type=float, default=1.0, help="guidance strength γ (default 1.0)")
-    parser.add_argument("--steps", type=positive_int, default=200, help="steps of the full schedule (default 200)")
-    parser.add_argument("--patch-size", type=positive_int, default=7, help="patch side P (default 7)")
-    add_runtime(parser, seed=10)
+    add_sampling(parser, "stylize")
     parser.set_defaults(run=run)
 
 
 def run(args) -> None:
     check(args.strength >= 0, f"--strength must be >= 0, got {args.strength}")
-    check(args.steps >= 2, f"--steps must be >= 2, got {args.steps}")
     paths = output_paths(args.output, 1, args.overwrite)
     image = read_input(args)
-    options = dict(noise_level=args.noise_level, strength=args.strength, steps=args.steps, patch_size=args.patch_size,
-                   seed=args.seed, backend=args.backend, device=args.device, progress=not args.quiet)
+    options = dict(noise_level=args.noise_level, strength=args.strength, **sampling_settings(args))
     if args.prompt is not None:
         out = stylize(image, prompt=args.prompt, clip_model=args.clip, allow_download=args.allow_download,
                       num_views=args.views, **options)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..apps.symmetric import symmetric
-from ._common import add_input, add_output, add_sampling, add_size, output_paths, read_input, save_all
+from ._common import add_input, add_output, add_sampling, add_size, output_paths, read_input, sampling_settings, save_all
 
 
 def register(subparsers) -> None:
@@ -17,14 +17,13 @@ def register(subparsers) -> None:
     parser.add_argument("--source", choices=("left", "right", "top", "bottom"), default=None,
                         help="the half that is kept (default left or top)")
     parser.add_argument("--latent", default=None, metavar="SPACE", help="work in a latent space, as for generate")
-    add_sampling(parser, eta=1.0, seed=0)
+    add_sampling(parser, "symmetric")
     parser.set_defaults(run=run)
 
 
 def run(args) -> None:
     paths = output_paths(args.output, 1, args.overwrite)
     image = read_input(args)
-    result = symmetric(image, args.size, axis=args.axis, source=args.source, seed=args.seed, steps=args.steps,
-                       eta=args.eta, patch_size=args.patch_size, backend=args.backend, device=args.device,
-                       latent=args.latent, progress=not args.quiet)
+    result = symmetric(image, args.size, axis=args.axis, source=args.source, latent=args.latent,
+                       **sampling_settings(args))
     save_all([result], paths, args.overwrite)

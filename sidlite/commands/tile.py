@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..apps.tileable import DIRECTIONS, preview_grids, tile_preview, tileable
-from ._common import add_input, add_output, add_sampling, add_size, output_paths, read_input, save_all
+from ._common import add_input, add_output, add_sampling, add_size, output_paths, read_input, sampling_settings, save_all
 
 
 def register(subparsers) -> None:
@@ -16,7 +16,7 @@ def register(subparsers) -> None:
     parser.add_argument("--shifts", type=int, choices=(3, 4), default=4,
                         help="shifted denoiser calls per step: 4 (official default) or 3 (the paper)")
     parser.add_argument("--latent", default=None, metavar="SPACE", help="work in a latent space, as for generate")
-    add_sampling(parser, eta=1.0, seed=0)
+    add_sampling(parser, "tileable")
     parser.set_defaults(run=run)
 
 
@@ -27,7 +27,6 @@ def run(args) -> None:
     for preview in previews:
         output_paths(str(preview), 1, args.overwrite)  # refuse before any work, like the main output
     image = read_input(args)
-    result = tileable(image, args.size, direction=args.direction, num_shifts=args.shifts, seed=args.seed,
-                      steps=args.steps, eta=args.eta, patch_size=args.patch_size, backend=args.backend,
-                      device=args.device, latent=args.latent, progress=not args.quiet)
+    result = tileable(image, args.size, direction=args.direction, num_shifts=args.shifts, latent=args.latent,
+                      **sampling_settings(args))
     save_all([result, *(tile_preview(result, r, c) for r, c in grids)], [path, *previews], args.overwrite)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..apps.upscale import upscale
-from ._common import add_input, add_output, add_sampling, noise_level, output_paths, read_input, save_all
+from ._common import add_input, add_output, add_sampling, noise_level, output_paths, read_input, sampling_settings, save_all
 
 
 def register(subparsers) -> None:
@@ -16,14 +16,13 @@ def register(subparsers) -> None:
     parser.add_argument("--noise-level", type=noise_level, default=0.5,
                         help="start each finer scale from the coarser one re-noised to this level in (0, 1] (default 0.5)")
     parser.add_argument("--consistency", type=int, default=4, help="back-projection iterations per scale (default 4)")
-    add_sampling(parser, eta=0.0, patch_size=7, seed=0)
+    add_sampling(parser, "upscale")
     parser.set_defaults(run=run)
 
 
 def run(args) -> None:
     paths = output_paths(args.output, 1, args.overwrite)
     image = read_input(args)
-    result = upscale(image, args.factor, noise_level=args.noise_level, consistency=args.consistency, seed=args.seed,
-                     steps=args.steps, eta=args.eta, patch_size=args.patch_size, backend=args.backend,
-                     device=args.device, progress=not args.quiet)
+    result = upscale(image, args.factor, noise_level=args.noise_level, consistency=args.consistency,
+                     **sampling_settings(args))
     save_all([result], paths, args.overwrite)

@@ -1,0 +1,51 @@
+"""Unconditional generation: new images with the patch statistics of one image, in pixels or a latent.
+
+The plainest application: the model's own coarse-to-fine sampler with no hooks. Settings start from the
+'generate' preset of the working space (:mod:`sidlite.presets`): in pixels P = 15, η = 0, ρ = 0.2 and a
+coarsest short side of 1.6·P; in a latent P = 7, η = 1, ρ = ∞ and 2·P.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..codecs import Codec, get_codec
+from ..config import SamplingConfig, configure
+from ..errors import check
+from ..image_io import as_image
+from ..model import SingleImageModel, _check_size
+from ._shared import space_of
+
+
+def generation_model(image, size: Sequence[int] | None = None, *, latent=None, config: SamplingConfig | None = None,
+                     keep_levels: bool = True, **settings) -> tuple[Codec, SingleImageModel]:
+    """The codec and the model for unconditional generation, with nothing sampled yet.
+
+    Building the model plans every level and builds nothing else, so ``generation_model(...)[1].plan``
+    shows what a run will cost before it starts. ``settings`` are :class:`SamplingConfig` fields or
+    backend options, on top of ``config`` (default: the space's 'generate' preset).
+    """
+    image = as_image(image)
+    codec = get_codec(latent, image)
+    config = configure("generate", space_of(codec), config, settings)
+    size = _check_size(size)
+    if size is not None and codec.factor > 1:
+        size = codec.latent_shape(size)
+        check(min(size) >= 1, f"the output size is smaller than one {codec.multiple}-pixel latent block")
+    return codec, SingleImageModel.from_config(codec.encode(image), config, size, keep_levels)
+
+
+def generate(image, num_samples: int = 1, *, size: Sequence[int] | None = None, latent=None,
+             config: SamplingConfig | None = None, **settings) -> torch.Tensor:
+    """Unconditional samples from one image, as a (num_samples, 3, H, W) tensor in [-1, 1].
+
+    Sample i uses seed + i. ``size`` is in pixels (default: the input's); ``latent`` picks the space
+    ('pca', 'vae:…', see :func:`sidlite.codecs.get_codec`). ``settings`` override ``config`` (default
+    the space's preset): ``steps``, ``eta``, ``patch_size``, ``backend`` ('topk:nprobe=4'),
+    ``memory_budget`` ('8GB': a size that cannot fit is refused before any work), … and backend options.
+    """
+    check(isinstance(num_samples, int) and num_samples >= 1, f"the number of samples must be >= 1, got {num_samples}")
+    codec, model = generation_model(image, size, latent=latent, config=config, keep_levels=num_samples > 1, **settings)
+    seed = model.config.seed
+    return torch.stack([codec.decode(model.sample(seed + i).image) for i in range(num_samples)])

@@ -1,0 +1,82 @@
+"""One sampling configuration: presets in one table, typed settings, every application and the CLI alike."""
+import math
+
+import pytest
+import torch
+
+import sidlite
+from sidlite import SamplingConfig, SidliteError, preset
+from sidlite.backends import BackendSpec
+from sidlite.cli import main
+from sidlite.presets import PRESETS, by_name, format_presets
+
+
+def test_presets_follow_the_papers_table():
+    """Spot checks against the reference spec §9 (where sidlite keeps the paper's value)."""
+    assert preset("retarget").min_side() == 15 and preset("retarget").eta == 1.0 and preset("retarget").seed == 0
+    assert preset("tileable").min_side() == 30 and preset("generate").min_side() == 24
+    assert preset("generate", "latent").rho == math.inf and preset("generate", "latent").patch_size == 7
+    analogy = preset("analogy")
+    assert (analogy.patch_size, analogy.num_scales, analogy.steps, analogy.sigma_min, analogy.seed) == (11, 3, (10, 10, 50), 1e-2, 1023)
+    table1 = preset("generate", "table1")
+    assert table1.num_scales == 4 and table1.min_side() is None
+    assert preset("stylize").steps == 200
+
+
+def test_every_preset_is_listed_by_name():
+    table = format_presets()
+    for application, space in PRESETS:
+        name = application if space == "pixels" else f"{application}-{space}"
+        assert name in table and by_name(name) == (application, space)
+    with pytest.raises(SidliteError, match="choose one of"):
+        by_name("retarget-latent3")
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(eta=1.5), "eta"), (dict(steps=0), "steps"), (dict(patch_size=0), "patch size"),
+    (dict(min_short_side="2Q"), "min_short_side"), (dict(memory_budget="lots"), "memory size"),
+    (dict(num_scales="deep"), "num_scales"), (dict(backend="warp"), "unknown backend")])
+def test_bad_settings_are_one_clear_error(changes, message):
+    with pytest.raises(SidliteError, match=message):
+        SamplingConfig(**changes)
+
+
+def test_settings_split_into_fields_and_backend_options():
+    config = preset("generate").updated(steps=3, nprobe=4, backend="topk")
+    assert config.steps == 3 and isinstance(config.backend, BackendSpec)
+    assert config.backend.name == "topk" and config.backend.options == {"nprobe": 4}
+    assert preset("generate").steps == 10  # presets are not changed in place
+    with pytest.raises(SidliteError, match="no option 'stepz'"):
+        preset("generate").updated(stepz=3)
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return sidlite.example_image("chelsea", 48)
+
+
+@pytest.mark.parametrize("application,run", [
+    ("retarget", lambda img, **s: sidlite.retarget(img, (32, 72), **s)),
+    ("symmetric", lambda img, **s: sidlite.symmetric(img, **s)),
+    ("tileable", lambda img, **s: sidlite.tileable(img, **s)),
+    ("generate", lambda img, **s: sidlite.generate(img, **s)[0]),
+    ("upscale", lambda img, **s: sidlite.upscale(img[:, :20, :20], 2.0, **s)),
+])
+def test_applications_take_a_config_or_its_fields_alike(cat, application, run):
+    by_fields = run(cat, patch_size=5, steps=2, progress=False)
+    by_config = run(cat, config=preset(application).updated(patch_size=5, steps=2, progress=False))
+    assert torch.equal(by_fields, by_config)
+    with pytest.raises(SidliteError, match="no option"):
+        run(cat, patch_size=5, steps=2, progress=False, nprobes=3)
+
+
+def test_cli_lists_presets_and_starts_from_one(tmp_path, capsys):
+    assert main(["presets"]) == 0
+    assert "generate-table1" in capsys.readouterr().out
+    out = tmp_path / "t.png"
+    assert main(["generate", "example:dots", "-o", str(out), "--preset", "generate-table1", "--patch-size", "5",
+                 "--steps", "2", "--max-side", "64", "--plan"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("\n") == 4 + 3  # four levels (Table 1's fixed depth), header, rule, footer
+    assert main(["generate", "example:dots", "-o", str(out), "--preset", "nope", "--plan"]) == 2
+    assert "choose one of" in capsys.readouterr().err
