@@ -9,7 +9,8 @@ notebooks as committed, without figures) and written as ``NN-name.slides.html``;
 once into ``<output>/vendor/`` so the folder can be carried to a lecture room and opened from disk.
 
 Slides are cut at the chapter's headings: ``#`` and ``##`` start a new slide, ``###`` a sub-slide
-(reveal.js's vertical stack); the setup cell and the exercises' reference solutions are left out.
+(reveal.js's vertical stack); the setup cell and the exercises' reference solutions are left out, and
+``--hide-code`` leaves only prose, equations and outputs.
 ``index.html`` lists the decks. Keys in a deck: arrows to move, ``s`` for the speaker notes window,
 ``Esc`` for the overview.
 """
@@ -90,9 +91,9 @@ def slide_types(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return notebook
 
 
-def exporter(prefix: str = "vendor") -> SlidesExporter:
+def exporter(prefix: str = "vendor", hide_code: bool = False) -> SlidesExporter:
     """A slides exporter whose every script and style sheet is a local file under ``prefix``."""
-    return SlidesExporter(reveal_url_prefix=f"{prefix}/reveal.js", reveal_theme="simple", reveal_scroll=True,
+    return SlidesExporter(exclude_input=hide_code, reveal_url_prefix=f"{prefix}/reveal.js", reveal_theme="simple", reveal_scroll=True,
                           reveal_number="c/t", require_js_url=f"{prefix}/requirejs/require.js",
                           jquery_url=f"{prefix}/jquery/dist/jquery.min.js",
                           mathjax_url=f"{prefix}/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
@@ -104,8 +105,8 @@ def remote_references(page: str) -> list[str]:
     return [match.group(0) for match in REMOTE.finditer(page)]
 
 
-def write_deck(notebook: nbformat.NotebookNode, path: Path) -> Path:
-    body, _ = exporter().from_notebook_node(slide_types(notebook))
+def write_deck(notebook: nbformat.NotebookNode, path: Path, hide_code: bool = False) -> Path:
+    body, _ = exporter(hide_code=hide_code).from_notebook_node(slide_types(notebook))
     body = re.sub(r'href="(\d\d-[a-z0-9-]+)\.ipynb', r'href="\1.slides.html', body)   # links between chapters
     remote = remote_references(body)
     if remote:
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast", action="store_true", help="execute with SIDLITE_FAST=1 (small sizes)")
     parser.add_argument("--no-execute", dest="execute", action="store_false",
                         help="convert the notebooks as committed (no outputs, no figures)")
+    parser.add_argument("--hide-code", action="store_true", help="show only prose, equations and outputs (figures)")
     parser.add_argument("--only", nargs="+", metavar="NN", help="only these chapter numbers")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds one cell may run (default 1800)")
     args = parser.parse_args(argv)
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in render.chapters(args.book.resolve(), args.only):
         print(f"{'executing' if args.execute else 'converting'} {path.name} ...", flush=True)
         notebook = render.execute(path, args.timeout) if args.execute else nbformat.read(path, as_version=4)
-        deck = write_deck(notebook, args.output / f"{path.stem}.slides.html")
+        deck = write_deck(notebook, args.output / f"{path.stem}.slides.html", args.hide_code)
         print(f"  -> {deck}", flush=True)
         entries.append((path.stem, render.title_of(notebook, path.stem)))
     print(f"index: {write_index(args.output, entries)}")
