@@ -74,9 +74,21 @@ def _last_error_line(error: Exception) -> str:
     return lines[-1].strip() if lines else type(error).__name__
 
 
+CPU_PROBE = ("import resource as _r, os as _os\n"
+             "_u = _r.getrusage(_r.RUSAGE_SELF); _c = _r.getrusage(_r.RUSAGE_CHILDREN)\n"
+             "print('__kernel_cpu_seconds__', _u.ru_utime + _u.ru_stime + _c.ru_utime + _c.ru_stime)")
+
+
 def execute(path: Path, timeout: int) -> nbformat.NotebookNode:
     """Execute one chapter in its own folder; a failing cell stops with an error naming the chapter."""
+    return execute_timed(path, timeout)[0]
+
+
+def execute_timed(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, float | None]:
+    """Execute one chapter; also return the CPU seconds its kernel used (less sensitive to a busy machine
+    than wall time), measured by one extra cell that is removed again."""
     notebook = nbformat.read(path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(CPU_PROBE))
     executor = ExecutePreprocessor(timeout=timeout, kernel_name="python3")
     try:
         executor.preprocess(notebook, {"metadata": {"path": str(path.parent)}})
@@ -86,7 +98,10 @@ def execute(path: Path, timeout: int) -> nbformat.NotebookNode:
         where = f" in cell {failed}" if failed is not None else ""
         raise SystemExit(f"error: chapter {path.name} failed{where}: {_last_error_line(error)}\n"
                          f"run it alone to see the cell: jupyter lab {path}") from None
-    return notebook
+    probe = notebook.cells.pop()
+    text = "".join(out.get("text", "") for out in probe.get("outputs", []) if out.get("output_type") == "stream")
+    found = re.search(r"__kernel_cpu_seconds__ ([0-9.]+)", text)
+    return notebook, (float(found.group(1)) if found else None)
 
 
 def local_mathjax(vendor: Path, output: Path) -> str:
@@ -97,17 +112,17 @@ def local_mathjax(vendor: Path, output: Path) -> str:
     return "vendor/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
 
 
-def render(path: Path, output: Path, timeout: int, mathjax_url: str | None = None) -> tuple[str, float]:
-    """Execute one chapter in its own folder and write its HTML; returns (title, seconds)."""
+def render(path: Path, output: Path, timeout: int, mathjax_url: str | None = None) -> tuple[str, float, float | None]:
+    """Execute one chapter in its own folder and write its HTML; returns (title, wall seconds, kernel CPU seconds)."""
     start = time.perf_counter()
-    notebook = execute(path, timeout)
+    notebook, cpu = execute_timed(path, timeout)
     seconds = time.perf_counter() - start
     notebook.metadata.pop("widgets", None)   # saved widget state would load widget code from a CDN; figures come first
     exporter = HTMLExporter(embed_images=True, **({"mathjax_url": mathjax_url} if mathjax_url else {}))
     body, _ = exporter.from_notebook_node(notebook)
     body = re.sub(r'href="(\d\d-[a-z0-9-]+)\.ipynb', r'href="\1.html', body)   # links between chapters
     (output / f"{path.stem}.html").write_text(body, encoding="utf-8")
-    return title_of(notebook, path.stem), seconds
+    return title_of(notebook, path.stem), seconds, cpu
 
 
 def machine() -> str:
@@ -122,9 +137,14 @@ def machine() -> str:
     return f"{os.cpu_count()}-core CPU"
 
 
-def update_runtimes(path: Path, entries: list[tuple[str, str, float]], fast: bool, where: str | None = None) -> Path:
-    """Write (or update) the Markdown table of run times per chapter: one column per mode and machine."""
+def update_runtimes(path: Path, entries: list[tuple], fast: bool, where: str | None = None) -> Path:
+    """Write (or update) the Markdown table of run times per chapter: one column per mode and machine.
+
+    ``entries`` are (stem, title, wall seconds) or (stem, title, wall seconds, kernel CPU seconds); the CPU
+    time, when given, gets a column of its own.
+    """
     column = f"{'fast' if fast else 'full'} mode, {where or machine()} (s)"
+    cpu_column = f"{'fast' if fast else 'full'} mode, {where or machine()}, kernel CPU (s)"
     columns, rows = [], {}
     if path.exists():
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("|")]
@@ -136,8 +156,12 @@ def update_runtimes(path: Path, entries: list[tuple[str, str, float]], fast: boo
                     rows[cells[0]] = dict(zip(columns, cells[1:]))
     if column not in columns:
         columns.append(column)
-    for stem, title, seconds in entries:
+    for stem, title, seconds, *cpu in entries:
         rows.setdefault(stem, {})[column] = f"{seconds:.0f}"
+        if cpu and cpu[0] is not None:
+            if cpu_column not in columns:
+                columns.append(cpu_column)
+            rows[stem][cpu_column] = f"{cpu[0]:.0f}"
     totals = {}
     for name in columns:
         values = [float(row[name]) for row in rows.values() if row.get(name, "").replace(".", "", 1).isdigit()]
@@ -147,8 +171,9 @@ def update_runtimes(path: Path, entries: list[tuple[str, str, float]], fast: boo
                    for stem, row in sorted(rows.items()))
     total = "| total | " + " | ".join(totals[name] for name in columns) + " |\n"
     note = (f"Wall time of each chapter executed by `scripts/render_book.py` (`make book`: full mode, "
-            f"`make book-fast`: fast mode), kernel start included; last update {time.strftime('%Y-%m-%d')} "
-            f"(python {platform.python_version()}).\n\n")
+            f"`make book-fast`: fast mode), kernel start included, and the CPU time its kernel used (on a "
+            f"shared, busy machine wall time grows, CPU time much less; with two threads CPU time can exceed "
+            f"wall time); last update {time.strftime('%Y-%m-%d')} (python {platform.python_version()}).\n\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("# Run time of each chapter\n\n" + note + header + body + total, encoding="utf-8")
     return path
@@ -157,7 +182,7 @@ def update_runtimes(path: Path, entries: list[tuple[str, str, float]], fast: boo
 def write_index(output: Path, entries: list[tuple[str, str, float]], fast: bool) -> Path:
     """index.html: one link per chapter with its title and run time."""
     items = "\n".join(f'<li><a href="{html.escape(stem)}.html">{html.escape(title)}</a>'
-                      f" <small>({seconds:.0f} s)</small></li>" for stem, title, seconds in entries)
+                      f" <small>({seconds:.0f} s)</small></li>" for stem, title, seconds, *_ in entries)
     mode = "fast mode (small sizes, as in CI)" if fast else "full mode"
     page = (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>sidlite: the book</title></head>\n"
             f"<body><h1>sidlite: training-free single-image diffusion</h1>\n"
@@ -186,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     entries = []
     for path in chapters(args.book.resolve(), args.only):
         print(f"executing {path.name} ...", flush=True)
-        title, seconds = render(path, args.output, args.timeout, mathjax_url)
-        print(f"  {seconds:.1f} s -> {args.output / (path.stem + '.html')}", flush=True)
-        entries.append((path.stem, title, seconds))
+        title, seconds, cpu = render(path, args.output, args.timeout, mathjax_url)
+        print(f"  {seconds:.1f} s" + (f" (kernel CPU {cpu:.1f} s)" if cpu is not None else "")
+              + f" -> {args.output / (path.stem + '.html')}", flush=True)
+        entries.append((path.stem, title, seconds, cpu))
         if args.runtimes:                    # after every chapter, so a later failure keeps the times so far
             update_runtimes(args.runtimes, entries[-1:], args.fast)
     print(f"index: {write_index(args.output, entries, args.fast)}")

@@ -464,10 +464,11 @@ def test_render_book_records_run_times_per_mode_and_keeps_other_columns(tmp_path
     render = _script("render_book")
     table = tmp_path / "runtimes.md"
     render.update_runtimes(table, [("00-a", "A", 3.2), ("01-b", "B", 10.0)], fast=True, where="2-core CPU")
-    render.update_runtimes(table, [("01-b", "B", 61.0)], fast=False, where="2-core CPU")
+    render.update_runtimes(table, [("01-b", "B", 61.0, 70.4)], fast=False, where="2-core CPU")
     lines = [line for line in table.read_text().splitlines() if line.startswith("|")]
-    assert lines[0] == "| chapter | fast mode, 2-core CPU (s) | full mode, 2-core CPU (s) |"
-    assert "| 00-a | 3 |  |" in lines and "| 01-b | 10 | 61 |" in lines and lines[-1] == "| total | 13 | 61 |"
+    assert lines[0] == ("| chapter | fast mode, 2-core CPU (s) | full mode, 2-core CPU (s) "
+                        "| full mode, 2-core CPU, kernel CPU (s) |")
+    assert "| 00-a | 3 |  |  |" in lines and "| 01-b | 10 | 61 | 70 |" in lines and lines[-1] == "| total | 13 | 61 | 70 |"
 
 
 def test_render_book_can_use_the_vendored_mathjax(tmp_path, monkeypatch):
