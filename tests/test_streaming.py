@@ -222,3 +222,32 @@ def test_generation_model_matches_generate():
     codec, model = generation_model(img, patch_size=7, seed=2, steps=3, progress=False)
     direct = sidlite.generate(img, patch_size=7, seed=2, steps=3, progress=False)[0]
     assert torch.equal(codec.decode(model.sample().image), direct)
+
+
+def test_ranking_in_a_projection_stores_no_full_copy_and_is_exact_at_full_rank():
+    patches = ImagePatchSet(sidlite.example_image("chelsea", 48), 5)
+    g = torch.Generator().manual_seed(5)
+    y = patches.gather(torch.randint(0, patches.size, (200,), generator=g))
+    x = 0.9 * y + 0.1 * torch.randn(y.shape, generator=g)
+    full = TopKBackend(patches)
+    complete = TopKBackend(patches, rank_dim=patches.dim)  # a complete basis: the same ranking
+    agree = (complete.neighbours(x, 0.9) == full.neighbours(x, 0.9)).float().mean()
+    assert agree > 0.99
+    torch.testing.assert_close(complete.denoise(x, 0.9, 0.1), full.denoise(x, 0.9, 0.1), atol=1e-4, rtol=0)
+    compact = TopKBackend(patches, rank_dim=8)
+    assert compact.sorted.shape == (patches.size, 8)  # r numbers per patch in the index, not D
+    found = compact.neighbours(x, 0.9)
+    recall = np.mean([len(set(a.tolist()) & set(b.tolist())) / 5 for a, b in zip(found, full.neighbours(x, 0.9))])
+    assert recall > 0.5
+    # the winners are weighted exactly: as σ → 0 the output is the candidate truly nearest to x/α
+    candidates = patches.gather(found.reshape(-1)).view(*found.shape, -1)
+    truly_nearest = ((candidates - x[:, None] / 0.9) ** 2).sum(-1).argmin(1)
+    expected = candidates[torch.arange(found.shape[0]), truly_nearest]
+    torch.testing.assert_close(compact.denoise(x, 0.9, 1e-4), expected, atol=1e-3, rtol=0)
+
+
+def test_plan_ranks_in_a_projection_when_the_full_index_would_crowd_the_budget():
+    roomy = plan_levels([(400, 400)], [(400, 400)], 3, 15, "topk", memory_budget="64GB").levels[0]
+    tight = plan_levels([(400, 400)], [(400, 400)], 3, 15, "topk", memory_budget="1GB").levels[0]
+    assert "rank_dim" not in roomy.options and tight.options["rank_dim"] == 32
+    assert tight.index_bytes < roomy.index_bytes / 10

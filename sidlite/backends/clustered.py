@@ -73,8 +73,7 @@ class ClusteredBackend(PatchBackend):
         self.labels = remap[labels]
         self.centroids = centroids[used].to(dataset.dtype)
         self.order = torch.argsort(self.labels, stable=True)  # sorted position -> dataset row
-        self.sorted = dataset.gather(self.order)  # the patches list by list, one contiguous copy
-        self.sq_norms = (self.sorted * self.sorted).sum(1)
+        self.sorted, self.sq_norms = self._list_table()
         self.offsets = [0] + torch.cumsum(counts[used], 0).tolist()
         self.nprobe = min(nprobe, self.nlist)
         self.max_pairs = max_pairs
@@ -88,6 +87,12 @@ class ClusteredBackend(PatchBackend):
         return {"index_bytes": num_patches * (4 * dim + 20) + 4 * nlist * dim,
                 "bytes_per_query": nprobe * 4 * (2 * dim + 2 * mean_list + 4) + 4 * nlist,
                 "flops": 2.0 * num_queries * dim * (nlist + 2 * nprobe * mean_list)}
+
+    def _list_table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the lists are scanned against, in list order, and the squared norm of each row: here the
+        patches themselves (one contiguous copy)."""
+        table = self.patches.gather(self.order)
+        return table, (table * table).sum(1)
 
     @property
     def nlist(self) -> int:
@@ -160,24 +165,84 @@ class TopKBackend(ClusteredBackend):
 
     The weights are exact given the candidates; the search only ranks (by ‖x − α·y‖², which does not
     depend on σ). When the probed lists hold fewer than k patches in all, the softmax is over those.
+
+    ``rank_dim`` r ranks in a PCA projection instead of the full dimension: with μ the mean patch and U
+    the top r principal directions, ‖x − α·y‖² = ‖(x − αμ) − α(y − μ)‖², whose cross term is taken in
+    the projection, (x − αμ)ᵀU · Uᵀ(y − μ), while ‖y − μ‖² is kept exact. The index then stores r
+    numbers per patch instead of D (no (N, D) copy of the patch set), probing and the list scan cost
+    r/D as much, and the k winners are gathered from the patch set and weighted exactly in full D.
     """
 
     name = "topk"
 
-    def __init__(self, dataset, k: int = 5, nprobe: int = 2, **options):
+    def __init__(self, dataset, k: int = 5, nprobe: int = 2, rank_dim: int | None = None, **options):
         check(isinstance(k, int) and k >= 1, f"k must be an integer >= 1, got {k}")
+        check(rank_dim is None or (isinstance(rank_dim, int) and rank_dim >= 1),
+              f"rank_dim must be None (full dimension) or a whole number >= 1, got {rank_dim!r}")
+        self.rank_dim = rank_dim
         super().__init__(dataset, nprobe=nprobe, **options)
+        self._options["rank_dim"] = rank_dim
         self.k = min(k, self.num_patches)
 
+    @classmethod
+    def estimate(cls, num_patches, dim, num_queries, nprobe: int = 2, nlist: int | None = None,
+                 rank_dim: int | None = None, k: int = 5, **_):
+        cost = super().estimate(num_patches, dim, num_queries, nprobe, nlist)
+        if rank_dim is not None:
+            nlist = nlist or default_nlist(num_patches)
+            rank = min(rank_dim, dim)
+            cost["index_bytes"] = num_patches * (4 * rank + 20) + 4 * nlist * (dim + rank) + 4 * dim * rank
+            cost["bytes_per_query"] += 4 * k * dim
+            cost["flops"] = 2.0 * num_queries * (rank * (nlist + nprobe * num_patches / nlist + dim) + 2 * k * dim)
+        return cost
+
+    def _list_table(self):
+        if self.rank_dim is None:
+            return super()._list_table()
+        rank = min(self.rank_dim, self.dim)
+        generator = make_generator(self.seed + 1, self.patches.device)
+        sample = self.patches.gather(torch.randperm(self.num_patches, generator=generator,
+                                                    device=self.patches.device)[:65536]).double()
+        self.rank_mean = self.mean.double()
+        centred = sample - self.rank_mean
+        _, vectors = torch.linalg.eigh(centred.T @ centred)
+        self.rank_basis = vectors[:, -rank:].flip(1).float().contiguous()  # (D, r), leading directions first
+        codes, norms = [], []
+        for start in range(0, self.num_patches, 16384):
+            rows = self.patches.gather(self.order[start:start + 16384]).double() - self.rank_mean
+            codes.append((rows.float() @ self.rank_basis))
+            norms.append((rows ** 2).sum(1).float())
+        self.rank_mean = self.rank_mean.float()
+        self.full_sq_norms = self.patches.sq_norms()
+        self.centroid_codes = (self.centroids_float() - self.rank_mean) @ self.rank_basis
+        self.centroid_norms = ((self.centroids_float() - self.rank_mean) ** 2).sum(1)
+        return torch.cat(codes), torch.cat(norms)
+
+    def centroids_float(self) -> torch.Tensor:
+        return self.centroids.float()
+
+    def _ranked(self, x: torch.Tensor, alpha: float) -> torch.Tensor:
+        """The queries as the list scan sees them: x itself, or (x − αμ)ᵀU in the projection."""
+        return x if self.rank_dim is None else (x - alpha * self.rank_mean) @ self.rank_basis
+
+    def probe(self, queries, alpha, nprobe=None):
+        if self.rank_dim is None:
+            return super().probe(queries, alpha, nprobe)
+        count = min(nprobe or self.nprobe, self.nlist)
+        # rank ‖x − α·c‖² by α²‖c − μ‖² − 2α (x − αμ)ᵀU · Uᵀ(c − μ), the projected cross term
+        scores = torch.addmm(alpha ** 2 * self.centroid_norms, self._ranked(queries, alpha), self.centroid_codes.T,
+                             alpha=-2.0 * alpha)
+        return scores.topk(count, dim=1, largest=False).indices
+
     def _candidates(self, x, alpha, sigma):
-        """The k largest logits among each query's probed lists, (M, k), and their sorted positions."""
+        """The k largest (ranking) logits among each query's probed lists, (M, k), and their sorted positions."""
         query_of, segments = self._segments(x, alpha)
         k, pairs = self.k, query_of.shape[0]
         scale = alpha / sigma ** 2
         bias = self.sq_norms * (-(alpha ** 2) / (2 * sigma ** 2))
         logits = x.new_full((pairs, k), -math.inf)
         index = torch.zeros(pairs, k, dtype=torch.long, device=x.device)
-        grouped = x.index_select(0, query_of)
+        grouped = self._ranked(x, alpha).index_select(0, query_of)
         for p0, p1, a, b in segments:
             scores = torch.addmm(bias[a:b], grouped[p0:p1], self.sorted[a:b].T, alpha=scale)
             top = scores.topk(min(k, b - a), dim=1)
@@ -192,15 +257,23 @@ class TopKBackend(ClusteredBackend):
 
     def _denoise_chunk(self, x, alpha, sigma):
         logits, index = self._candidates(x, alpha, sigma)
-        weights = torch.softmax(logits, dim=1)
-        # Σ_j w_j·y_j straight from the patch table, without gathering an (M, k, D) copy of the candidates
-        return F.embedding_bag(index, self.sorted, per_sample_weights=weights, mode="sum")
+        if self.rank_dim is None:
+            weights = torch.softmax(logits, dim=1)
+            # Σ_j w_j·y_j straight from the patch table, without gathering an (M, k, D) copy of the candidates
+            return F.embedding_bag(index, self.sorted, per_sample_weights=weights, mode="sum")
+        rows = self.order[index]  # (M, k) dataset rows of the winners, weighted exactly in full dimension
+        y = self.patches.gather(rows.reshape(-1)).view(*rows.shape, self.dim)
+        exact = (alpha / sigma ** 2) * torch.bmm(y, x[:, :, None])[:, :, 0] \
+            - (alpha ** 2 / (2 * sigma ** 2)) * self.full_sq_norms[rows]
+        weights = torch.softmax(exact.masked_fill(~torch.isfinite(logits), -math.inf), dim=1)
+        return torch.bmm(weights[:, None, :], y)[:, 0]
 
     @torch.no_grad()
     def neighbours(self, queries: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
         """Dataset rows (M, k) of the k probed patches nearest to each x/α, nearest first (for checks).
 
-        Candidates that do not exist (fewer than k in the probed lists) are -1, as in FAISS.
+        Candidates that do not exist (fewer than k in the probed lists) are -1, as in FAISS. With
+        ``rank_dim`` the order is the projection's.
         """
         logits, index = self._candidates(queries, alpha, 1.0)
         return torch.where(torch.isfinite(logits), self.order[index], -1)
