@@ -251,3 +251,33 @@ def test_plan_ranks_in_a_projection_when_the_full_index_would_crowd_the_budget()
     tight = plan_levels([(400, 400)], [(400, 400)], 3, 15, "topk", memory_budget="1GB").levels[0]
     assert "rank_dim" not in roomy.options and tight.options["rank_dim"] == 32
     assert tight.index_bytes < roomy.index_bytes / 10
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@cuda
+@pytest.mark.parametrize("cls", [ExactBackend, AttentionBackend])
+def test_cuda_blocked_datasets_merge_to_the_one_softmax(cls):
+    patches = ImagePatchSet(image(h=40, w=52).cuda(), 5)
+    y = patches.dense()
+    g = torch.Generator(device="cuda").manual_seed(3)
+    x = 0.6 * y[torch.randint(0, y.shape[0], (300,), generator=g, device="cuda")] + 0.5 * torch.randn(300, y.shape[1], generator=g, device="cuda")
+    reference = naive_denoise(x.double().cpu().numpy(), y.double().cpu().numpy(), 0.6, 0.5)
+    np.testing.assert_allclose(cls(patches, dataset_chunk=333).denoise(x, 0.6, 0.5).cpu().numpy(), reference, atol=1e-4, rtol=0)
+
+
+@cuda
+def test_cuda_streamed_bands_equal_the_whole_image_fold():
+    source, x = image(seed=1).cuda(), image(h=37, w=29, seed=2).cuda()
+    denoiser = ImageDenoiser(source, 5, "topk:rank_dim=16", 0.2, query_stride=2)
+    whole = fold_patches(denoiser.backend.denoise(extract_patches(x, 5, 2), 0.7, 0.5), tuple(x.shape), 5, 2, 0.2)
+    denoiser.band_rows = 3
+    torch.testing.assert_close(denoiser(x, 0.7, 0.5), whole, atol=2e-5, rtol=0)
+
+
+@cuda
+def test_cuda_plan_and_small_budget_sample():
+    model = SingleImageModel(image(h=64, w=64).cuda(), 5, device="cuda", memory_budget="64MB")
+    assert model.plan.device.startswith("cuda") and model.plan.peak <= model.plan.budget
+    assert model.sample(seed=0, steps=2, progress=False).image.is_cuda
