@@ -281,3 +281,16 @@ def test_cuda_plan_and_small_budget_sample():
     model = SingleImageModel(image(h=64, w=64).cuda(), 5, device="cuda", memory_budget="64MB")
     assert model.plan.device.startswith("cuda") and model.plan.peak <= model.plan.budget
     assert model.sample(seed=0, steps=2, progress=False).image.is_cuda
+
+
+@pytest.mark.parametrize("rank_dim", [None, 6])
+@pytest.mark.parametrize("n_side,nprobe", [(9, 3), (30, 2)])  # 9: lists smaller than k
+def test_batched_list_scan_finds_the_same_candidates_as_the_loop(rank_dim, n_side, nprobe):
+    patches = ImagePatchSet(image(h=n_side + 4, w=n_side + 6, seed=7), 5)
+    g = torch.Generator().manual_seed(8)
+    y = patches.gather(torch.randint(0, patches.size, (300,), generator=g))
+    x = 0.8 * y + 0.3 * torch.randn(y.shape, generator=g)
+    loop = TopKBackend(patches, nprobe=nprobe, rank_dim=rank_dim, scan="loop")
+    batched = TopKBackend(patches, nprobe=nprobe, rank_dim=rank_dim, scan="batched")
+    assert torch.equal(loop.neighbours(x, 0.8), batched.neighbours(x, 0.8))
+    torch.testing.assert_close(batched.denoise(x, 0.8, 0.3), loop.denoise(x, 0.8, 0.3), atol=1e-4, rtol=0)

@@ -23,8 +23,12 @@ import torch.nn.functional as F
 
 from ..errors import check
 from ..runtime import make_generator
+from ..patchsets import as_patch_set
 from .base import PatchBackend
 from .kmeans import INITS, kmeans, nearest_centroids, split_large_lists
+
+
+SCANS = ("auto", "loop", "batched")
 
 
 def default_nlist(num_patches: int) -> int:
@@ -166,6 +170,11 @@ class TopKBackend(ClusteredBackend):
     The weights are exact given the candidates; the search only ranks (by ‖x − α·y‖², which does not
     depend on σ). When the probed lists hold fewer than k patches in all, the softmax is over those.
 
+    ``scan`` is how the probed lists are scanned: 'loop' (one matrix product per list, best on a CPU),
+    'batched' (lists bucketed by how many queries probe them, one batched product per bucket: a few
+    kernels per chunk instead of one per list, for GPUs) or 'auto' (batched on CUDA). Both give the
+    same candidates.
+
     ``rank_dim`` r ranks in a PCA projection instead of the full dimension: with μ the mean patch and U
     the top r principal directions, ‖x − α·y‖² = ‖(x − αμ) − α(y − μ)‖², whose cross term is taken in
     the projection, (x − αμ)ᵀU · Uᵀ(y − μ), while ‖y − μ‖² is kept exact. The index then stores r
@@ -175,11 +184,15 @@ class TopKBackend(ClusteredBackend):
 
     name = "topk"
 
-    def __init__(self, dataset, k: int = 5, nprobe: int = 2, rank_dim: int | None = None, **options):
+    def __init__(self, dataset, k: int = 5, nprobe: int = 2, rank_dim: int | None = None, scan: str = "auto",
+                 **options):
         check(isinstance(k, int) and k >= 1, f"k must be an integer >= 1, got {k}")
         check(rank_dim is None or (isinstance(rank_dim, int) and rank_dim >= 1),
               f"rank_dim must be None (full dimension) or a whole number >= 1, got {rank_dim!r}")
+        check(scan in SCANS, f"scan must be one of {', '.join(SCANS)}, got {scan!r}")
         self.rank_dim = rank_dim
+        self.batched = scan == "batched" or (scan == "auto" and as_patch_set(dataset).device.type == "cuda")
+        self._padded: tuple[torch.Tensor, torch.Tensor] | None = None
         super().__init__(dataset, nprobe=nprobe, **options)
         self._options["rank_dim"] = rank_dim
         self.k = min(k, self.num_patches)
@@ -236,24 +249,69 @@ class TopKBackend(ClusteredBackend):
 
     def _candidates(self, x, alpha, sigma):
         """The k largest (ranking) logits among each query's probed lists, (M, k), and their sorted positions."""
-        query_of, segments = self._segments(x, alpha)
-        k, pairs = self.k, query_of.shape[0]
         scale = alpha / sigma ** 2
         bias = self.sq_norms * (-(alpha ** 2) / (2 * sigma ** 2))
-        logits = x.new_full((pairs, k), -math.inf)
-        index = torch.zeros(pairs, k, dtype=torch.long, device=x.device)
-        grouped = self._ranked(x, alpha).index_select(0, query_of)
+        ranked = self._ranked(x, alpha)
+        if self.batched:
+            logits, index = self._scan_batched(ranked, self.probe(x, alpha).reshape(-1), scale, bias)
+        else:
+            logits, index = self._scan_loop(ranked, x, alpha, scale, bias)
+        # each query's nprobe·k candidates (pairs are in query order now): keep the best k
+        logits, index = logits.view(x.shape[0], -1), index.view(x.shape[0], -1)
+        best = logits.topk(self.k, dim=1)
+        return best.values, index.gather(1, best.indices)
+
+    def _scan_loop(self, ranked, x, alpha, scale, bias):
+        """Per (query, list) pair, in query order: the list's k best logits and their sorted positions,
+        one matrix product per list."""
+        query_of, segments = self._segments(x, alpha)
+        k, pairs = self.k, query_of.shape[0]
+        logits = ranked.new_full((pairs, k), -math.inf)
+        index = torch.zeros(pairs, k, dtype=torch.long, device=ranked.device)
+        grouped = ranked.index_select(0, query_of)
         for p0, p1, a, b in segments:
             scores = torch.addmm(bias[a:b], grouped[p0:p1], self.sorted[a:b].T, alpha=scale)
             top = scores.topk(min(k, b - a), dim=1)
             logits[p0:p1, :top.values.shape[1]] = top.values
             index[p0:p1, :top.values.shape[1]] = top.indices + a
-        # Gather each query's nprobe·k candidates (pairs are in list order) and keep the best k.
         by_query = torch.argsort(query_of, stable=True)
-        logits = logits[by_query].view(x.shape[0], -1)
-        index = index[by_query].view(x.shape[0], -1)
-        best = logits.topk(k, dim=1)
-        return best.values, index.gather(1, best.indices)
+        return logits[by_query], index[by_query]
+
+    def _padded_lists(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(nlist, S) sorted positions of every list padded to the longest S, and which are real."""
+        if self._padded is None:
+            offsets = torch.tensor(self.offsets, device=self.sorted.device)
+            sizes = offsets.diff()
+            slots = torch.arange(int(sizes.max()), device=sizes.device)
+            real = slots[None, :] < sizes[:, None]
+            self._padded = (torch.where(real, offsets[:-1, None] + slots[None, :], offsets[:-1, None]), real)
+        return self._padded
+
+    def _scan_batched(self, ranked, lists, scale, bias):
+        """The same as :meth:`_scan_loop` with lists bucketed by their query count (powers of two): one
+        batched product per bucket, queries and lists zero- or −∞-padded to the bucket's shape."""
+        k, pairs, nprobe = self.k, lists.numel(), self.nprobe
+        table, real = self._padded_lists()
+        perm = torch.argsort(lists, stable=True)  # pairs in list order
+        counts = torch.bincount(lists, minlength=self.nlist)
+        starts = torch.cumsum(counts, 0) - counts
+        buckets = torch.where(counts > 0, torch.ceil(torch.log2(counts.clamp_min(1).double())).long(), -1)
+        logits = ranked.new_full((pairs, k), -math.inf)
+        index = torch.zeros(pairs, k, dtype=torch.long, device=ranked.device)
+        masked_bias = bias[table].masked_fill(~real, -math.inf)  # (nlist, S)
+        for bucket in torch.unique(buckets[buckets >= 0]).tolist():
+            members = (buckets == bucket).nonzero()[:, 0]
+            slots = torch.arange(2 ** bucket, device=ranked.device)
+            filled = slots[None, :] < counts[members, None]  # (L, G)
+            pair = perm[(starts[members, None] + slots[None, :]).clamp(max=pairs - 1)]
+            queries = ranked[pair // nprobe] * filled[..., None]
+            scores = torch.baddbmm(masked_bias[members, None, :], queries,
+                                   self.sorted[table[members]].transpose(1, 2), alpha=scale)  # (L, G, S)
+            top = scores.topk(min(k, scores.shape[2]), dim=2)
+            positions = table[members].gather(1, top.indices.flatten(1)).view(top.indices.shape)
+            logits[pair[filled], :top.values.shape[2]] = top.values[filled]
+            index[pair[filled], :top.values.shape[2]] = positions[filled]
+        return logits, index
 
     def _denoise_chunk(self, x, alpha, sigma):
         logits, index = self._candidates(x, alpha, sigma)
