@@ -29,22 +29,23 @@ def _patches(image: torch.Tensor, patch_size: int) -> torch.Tensor:
 
 
 def _quantiles(sorted_values: torch.Tensor, count: int) -> torch.Tensor:
-    """Sorted columns (N, K) resampled at ``count`` evenly spaced quantiles (linear interpolation)."""
-    n = sorted_values.shape[0]
+    """Rows sorted along the last axis (K, N), resampled at ``count`` evenly spaced quantiles (linear)."""
+    n = sorted_values.shape[-1]
     if n == count:
         return sorted_values
     pos = (torch.arange(count, dtype=sorted_values.dtype) + 0.5) * n / count - 0.5
     lo = pos.floor().clamp(0, n - 1).long()
     hi = (lo + 1).clamp(max=n - 1)
-    frac = (pos - lo).clamp(0, 1)[:, None]
-    return sorted_values[lo] * (1 - frac) + sorted_values[hi] * frac
+    frac = (pos - lo).clamp(0, 1)
+    return sorted_values[:, lo] * (1 - frac) + sorted_values[:, hi] * frac
 
 
 def patch_swd_loss(sample: torch.Tensor, target_patches: torch.Tensor, directions: torch.Tensor,
                    patch_size: int) -> torch.Tensor:
     """GPDM's loss: mean over directions and quantiles of the squared difference of sorted projections."""
-    projected = (_patches(sample, patch_size) @ directions).sort(0).values
-    target = _quantiles((target_patches @ directions).sort(0).values, projected.shape[0])
+    # (K, N) layout: each direction's projections are contiguous, so the sorts run along rows
+    projected = (directions.T @ F.unfold(sample[None], patch_size)[0]).sort(-1).values
+    target = _quantiles((directions.T @ target_patches.T).sort(-1).values, projected.shape[-1])
     return ((projected - target) ** 2).mean()
 
 
