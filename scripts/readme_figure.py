@@ -6,9 +6,12 @@ from PIL import Image, ImageDraw
 
 ROWS = [
     [("input.png", "input"), ("generate_000.png", "sample 1"), ("generate_001.png", "sample 2"),
-     ("generate_002.png", "sample 3")],
-    [("retarget_wide.png", "retargeted"), ("symmetric.png", "symmetric"), ("tileable_3x3.png", "tileable, 3x3"),
-     ("inpaint.png", "inpainted"), ("upscale_4x.png", "4x upscaled")],
+     ("generate_002.png", "sample 3"), ("megapixel_1024.png", "1024x1024 (weight-free latent)")],
+    [("retarget_wide.png", "retargeted 1.6x"), ("symmetric.png", "symmetric"), ("tileable_2x2.png", "tileable, 2x2"),
+     ("inpaint.png", "rocket removed (inpainting)"), ("outpaint.png", "outpainted")],
+    [("analogy_structure.png", "structure"), ("analogy_noise0.3.png", "drawn with mosaic patches"),
+     ("edit_harmonized.png", "edit harmonized"), ("upscale_4x.png", "4x upscaled"),
+     ("stylize_palette_result.png", "guided to a palette")],
 ]
 
 

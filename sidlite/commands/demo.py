@@ -28,6 +28,7 @@ class Entry:
     note: str
     files: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    height: int = 256  # display height in the gallery, CSS pixels (small outputs are scaled up smoothly)
 
 
 def register(subparsers) -> None:
@@ -106,7 +107,7 @@ def megapixel(folder: Path, quick: bool) -> Entry:
                  f"{sidlite.example_credit('astronaut')}, {image.shape[2]}x{image.shape[1]}, sampled at {side}x{side} "
                  "in the block-PCA latent (8x smaller per side, 16 channels; no weights), the paper's latent preset.",
                  [(_save(folder, "astronaut_input.png", image), "input"),
-                  (_save(folder, f"megapixel_{side}.png", out), f"{side}x{side} sample")])
+                  (_save(folder, f"megapixel_{side}.png", out), f"{side}x{side} sample")], height=512)
 
 
 def retargeting(folder: Path, quick: bool) -> Entry:
@@ -134,10 +135,10 @@ def symmetry(folder: Path, quick: bool) -> Entry:
 def tiling(folder: Path, quick: bool) -> Entry:
     import sidlite
 
-    image = sidlite.example_image("gravel", 48 if quick else 128)
-    out = sidlite.tileable(image, num_shifts=3, patch_size=7, steps=10, progress=False)
-    return Entry("Tileable", "The paper's 3-shift blend (P = 7). Tiled 2x2, the input shows its seams; the "
-                 "sample does not.",
+    image = sidlite.example_image("brick", 48 if quick else 112)
+    out = sidlite.tileable(image, num_shifts=3, patch_size=11, eta=0.0, steps=10, progress=False)
+    return Entry("Tileable", f"{sidlite.example_credit('brick')}. The paper's 3-shift blend (P = 11, η = 0). Tiled "
+                 "2x2, the input shows its seams; the new wall does not.",
                  [(_save(folder, "tileable_input_2x2.png", sidlite.tile_preview(image, 2, 2)), "input, tiled 2x2"),
                   (_save(folder, "tileable.png", out), "sample"),
                   (_save(folder, "tileable_2x2.png", sidlite.tile_preview(out, 2, 2)), "sample, tiled 2x2")])
@@ -232,7 +233,8 @@ def write_gallery(folder: Path, entries: list[Entry], total_seconds: float) -> P
     """``index.html``: one section per entry, images at their own size (scaled down to fit, never up)."""
     sections = []
     for entry in entries:
-        figures = "".join(f'<figure><img src="{html.escape(name)}" alt="{html.escape(label)}">'
+        figures = "".join(f'<figure><img src="{html.escape(name)}" alt="{html.escape(label)}" '
+                          f'style="height:{entry.height}px">'
                           f"<figcaption>{html.escape(label)}</figcaption></figure>" for name, label in entry.files)
         sections.append(f"<section><h2>{html.escape(entry.title)} <small>{entry.seconds:.1f} s</small></h2>"
                         f"<p>{html.escape(entry.note)}</p><div class='row'>{figures}</div></section>")
@@ -240,8 +242,8 @@ def write_gallery(folder: Path, entries: list[Entry], total_seconds: float) -> P
             "<meta name='viewport' content='width=device-width, initial-scale=1'><style>"
             "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222}"
             "h2 small{font-weight:normal;color:#888;font-size:60%}.row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-end}"
-            "figure{margin:0}img{display:block;max-width:100%;height:auto;min-height:128px;object-fit:contain}"
-            "figure img[src^='megapixel']{max-width:640px}figcaption{font-size:90%;color:#555}</style></head><body>"
+            "figure{margin:0}img{display:block;width:auto;max-width:100%;object-fit:contain}"
+            "figcaption{font-size:90%;color:#555}</style></head><body>"
             "<h1>sidlite demo</h1><p>Training-free single-image diffusion: every image below is made from the patches "
             f"of one input, with no network and no training. Written by <code>sidlite demo</code> in {total_seconds:.0f} s."
             "</p>" + "".join(sections) + "</body></html>")
