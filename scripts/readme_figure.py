@@ -38,7 +38,7 @@ def main() -> None:
             strip.paste(tile, (x, 0))
             x += tile.width + 8
         rows.append(strip)
-    figure = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows) + 8), "white")
+    figure = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows) + 8 * (len(rows) - 1)), "white")
     y = 0
     for strip in rows:
         figure.paste(strip, (0, y))
