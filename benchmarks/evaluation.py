@@ -46,6 +46,8 @@ def main(argv=None):
     parser.add_argument("--exact-images", type=int, default=None,
                         help="images for sidlite-exact (default: all on a GPU, 1 on a CPU)")
     parser.add_argument("--max-side", type=int, default=None, help="shrink the images (default: full size)")
+    parser.add_argument("--patch-size", type=int, default=15, help="P (Table 1: 15)")
+    parser.add_argument("--num-scales", type=int, default=4, help="pyramid levels (Table 1: 4)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--root", default=None, help="folder holding sinddm15/ (default ../shared/data)")
     parser.add_argument("--out", default=None, help="output stem (default benchmarks/results/evaluation_<device>)")
@@ -68,7 +70,8 @@ def main(argv=None):
     for method in args.methods.split(","):
         subset = dict(list(images.items())[:exact_images]) if method == "sidlite-exact" else images
         seen[method] = len(subset)
-        table = evaluate(method, subset, samples_per_image=args.samples, device=device, progress=True)
+        table = evaluate(method, subset, samples_per_image=args.samples, device=device, progress=True,
+                         patch_size=args.patch_size, num_scales=args.num_scales)
         combined.rows += table.rows
         combined.settings, combined.notes = table.settings, {**combined.notes, **table.notes}
         result = {"machine": machine, "images_per_method": seen, "elapsed_s": time.perf_counter() - started,

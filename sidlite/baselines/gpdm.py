@@ -51,7 +51,7 @@ def patch_swd_loss(sample: torch.Tensor, target_patches: torch.Tensor, direction
 
 def gpdm(image, *, size: tuple[int, int] | None = None, seed: int = 0, patch_size: int = 7,
          factor: float = 0.75, coarsest: int = 21, noise: float = 0.75, steps: int = 100,
-         num_projections: int = 64, lr: float = 0.02) -> torch.Tensor:
+         num_projections: int = 64, lr: float = 0.05) -> torch.Tensor:
     """One GPDM sample (3, H, W) in [-1, 1] from one image.
 
     The coarsest level starts from the shrunken input plus Gaussian noise (``noise`` in [0, 1] pixel
