@@ -46,6 +46,7 @@ TEMPORARY_EXCEPTIONS: set[tuple[str, str]] = {
     ("06-latent-space.ipynb", "assert drown_global > 0"),
     ("06-latent-space.ipynb", "assert drown_whitened > 0"),
     ("06-latent-space.ipynb", "assert err_periodic < 1e-05 < err_plain"),
+    ("10-inpaint-edit-upscale.ipynb", "assert leak_filled < 1e-05 < leak_plain"),
     ("11-analogy-and-style.ipynb", "assert views.min() >= 0"),
 }
 
