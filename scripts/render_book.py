@@ -62,6 +62,7 @@ def set_mode(fast: bool) -> None:
     """Put this process (and so the kernels it starts) in fast or full mode, offline."""
     os.environ.update(OFFLINE)
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    os.environ["SIDLITE_WIDGETS"] = "0"    # live widgets can deadlock nbclient (jupyter/nbclient#312); figures come first
     if fast:
         os.environ["SIDLITE_FAST"] = "1"
     else:

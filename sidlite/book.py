@@ -2,7 +2,9 @@
 
 It seeds every generator, fixes the thread count, picks the device and reports versions, so every
 reader starts from the same state. ``env.fast`` is true under ``make test`` (SIDLITE_FAST=1): chapters
-then use smaller images and fewer samples so the whole book runs on a 2-core CPU in CI.
+then use smaller images and fewer samples so the whole book runs on a 2-core CPU in CI. ``env.widgets``
+is false when SIDLITE_WIDGETS=0, which ``make book`` and ``make slides`` set: their executor (nbclient)
+can deadlock on live ipywidgets, and a rendered page shows the static figures anyway.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ def fast_mode() -> bool:
 
 
 def setup(seed: int = 0, threads: int | None = None, quiet: bool = False) -> SimpleNamespace:
-    """Seed python, NumPy and torch, set threads, choose the device; returns (device, fast, seed, gpu)."""
+    """Seed python, NumPy and torch, set threads, choose the device; returns (device, fast, seed, gpu, widgets)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -31,7 +33,8 @@ def setup(seed: int = 0, threads: int | None = None, quiet: bool = False) -> Sim
 
     reuse_freed_memory()  # the notebook's kernel is the reader's own process (see the docstring there)
     gpu = torch.cuda.is_available()
-    env = SimpleNamespace(device=torch.device("cuda" if gpu else "cpu"), fast=fast_mode(), seed=seed, gpu=gpu)
+    env = SimpleNamespace(device=torch.device("cuda" if gpu else "cpu"), fast=fast_mode(), seed=seed, gpu=gpu,
+                          widgets=os.environ.get("SIDLITE_WIDGETS", "1") == "1")
     if not quiet:
         import sidlite
 

@@ -408,7 +408,7 @@ def test_student_copy_of_the_real_book_blanks_every_solution(tmp_path):
 
 def test_render_book_writes_html_and_index_and_names_a_failing_chapter(tmp_path, monkeypatch):
     render = _script("render_book")
-    for key in [*render.OFFLINE, "MPLBACKEND", "SIDLITE_FAST"]:
+    for key in [*render.OFFLINE, "MPLBACKEND", "SIDLITE_FAST", "SIDLITE_WIDGETS"]:
         monkeypatch.setenv(key, "unchanged")  # restored after the test, whatever set_mode does
     book = tmp_path / "book"
     book.mkdir()
@@ -474,7 +474,7 @@ def test_render_book_records_run_times_per_mode_and_keeps_other_columns(tmp_path
 
 def test_render_book_can_use_the_vendored_mathjax(tmp_path, monkeypatch):
     render = _script("render_book")
-    for key in [*render.OFFLINE, "MPLBACKEND", "SIDLITE_FAST"]:
+    for key in [*render.OFFLINE, "MPLBACKEND", "SIDLITE_FAST", "SIDLITE_WIDGETS"]:
         monkeypatch.setenv(key, "unchanged")  # restored after the test, whatever main does
     vendor = _fake_vendor(tmp_path / "vendor")
     (vendor / "mathjax" / "unpacked").mkdir()
