@@ -83,17 +83,15 @@ def structural_analogy(structure, style, *, noise_level: float | None = 0.5, out
     return result if return_result else result.image
 
 
-def demo(folder: Path) -> tuple[str, str, list[str]]:
-    """The coffee photo's layout drawn with the astronaut photo's patches, at two noise levels (fast, small)."""
-    from ..examples import example_image
-    from ..image_io import save_image
+def demo(folder, quick: bool = False) -> tuple[str, str, list[str]]:
+    """This application's entry of ``sidlite demo``: the letter S drawn with a generated mosaic's patches.
 
-    structure, style = example_image("coffee", 96), example_image("astronaut", 96)
-    files = [save_image(structure, folder / "analogy_structure.png", overwrite=True).name,
-             save_image(style, folder / "analogy_style.png", overwrite=True).name]
-    for level in (0.3, 0.8):
-        out = structural_analogy(structure, style, noise_level=level, patch_size=5, steps=(3, 3, 15),
-                                 output_short_side=64, progress=False)
-        files.append(save_image(out, folder / f"analogy_noise{level}.png", overwrite=True).name)
-    return ("Structural analogy", "coffee (structure) drawn with the patches of astronaut (style); P = 5, "
-            "T = [3, 3, 15], output short side 64, noise levels 0.3 and 0.8", files)
+    The gallery's inputs and settings live in one place, :mod:`sidlite.commands.demo`; this returns its
+    (title, note, file names) after writing the files into ``folder``.
+    """
+    from pathlib import Path
+
+    from ..commands.demo import analogy
+
+    entry = analogy(Path(folder), quick)
+    return entry.title, entry.note, [name for name, _ in entry.files]

@@ -84,13 +84,15 @@ def harmonize(image, piece, top: int, left: int, **options) -> torch.Tensor:
     return edit(image, edited, mask, **options)
 
 
-def demo(folder):
-    """Gallery entry: a piece of the image pasted elsewhere, naive and harmonized."""
-    image = demo_image(80)
-    height, width = image.shape[1:]
-    piece = image[:, height // 2:height // 2 + height // 4, :width // 4].flip(-1) * 0.6  # a darker, flipped crop
-    edited, mask = paste(image, piece, height // 8, width // 2)
-    save_image(edited, folder / "edit_pasted.png", overwrite=True)
-    save_image(edit(image, edited, mask, patch_size=7, steps=6, progress=False), folder / "edit_harmonized.png", overwrite=True)
-    return ("Editing and harmonization", "a darkened crop pasted in (left), re-noised to 0.5 from the second-finest "
-            "level and denoised with the image's patches (right); P = 7, T = 6", ["edit_pasted.png", "edit_harmonized.png"])
+def demo(folder, quick: bool = False) -> tuple[str, str, list[str]]:
+    """This application's entry of ``sidlite demo``: a pasted crop harmonized with the image's own patches.
+
+    The gallery's inputs and settings live in one place, :mod:`sidlite.commands.demo`; this returns its
+    (title, note, file names) after writing the files into ``folder``.
+    """
+    from pathlib import Path
+
+    from ..commands.demo import editing
+
+    entry = editing(Path(folder), quick)
+    return entry.title, entry.note, [name for name, _ in entry.files]

@@ -111,16 +111,15 @@ def outpaint(image, top: int = 0, bottom: int = 0, left: int = 0, right: int = 0
     return inpaint(canvas, hole, **options)
 
 
-def demo(folder):
-    """Gallery entry: a rectangle removed and filled, and the image extended sideways."""
-    image = demo_image(80)
-    height, width = image.shape[1:]
-    hole = rectangle_mask((height, width), height // 3, width // 3, height // 3, width // 4)
-    holed = torch.where(hole, torch.ones_like(image), image)
-    save_image(holed, folder / "inpaint_hole.png", overwrite=True)
-    save_image(inpaint(image, hole, patch_size=7, steps=6, progress=False), folder / "inpaint.png", overwrite=True)
-    save_image(outpaint(image, left=width // 4, right=width // 4, patch_size=7, steps=6, progress=False),
-               folder / "outpaint.png", overwrite=True)
-    return ("Inpainting and outpainting", "hole (white) filled from the known patches; known pixels kept "
-            "exactly; the image extended by a quarter on each side. P = 7, T = 6",
-            ["inpaint_hole.png", "inpaint.png", "outpaint.png"])
+def demo(folder, quick: bool = False) -> tuple[str, str, list[str]]:
+    """This application's entry of ``sidlite demo``: the rocket removed from its launch pad (outpainting has its own section).
+
+    The gallery's inputs and settings live in one place, :mod:`sidlite.commands.demo`; this returns its
+    (title, note, file names) after writing the files into ``folder``.
+    """
+    from pathlib import Path
+
+    from ..commands.demo import inpainting
+
+    entry = inpainting(Path(folder), quick)
+    return entry.title, entry.note, [name for name, _ in entry.files]

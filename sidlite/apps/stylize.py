@@ -81,15 +81,15 @@ def texture_style(image, texture, **options) -> torch.Tensor:
     return stylize(image, PatchStatsObjective(texture), **options)
 
 
-def demo(folder: Path) -> tuple[str, str, list[str]]:
-    """Chelsea pulled toward the colours of the coffee photo (weight-free guidance; fast, small)."""
-    from ..examples import example_image
-    from ..image_io import save_image
+def demo(folder, quick: bool = False) -> tuple[str, str, list[str]]:
+    """This application's entry of ``sidlite demo``: the cat guided toward the coffee photo's colours.
 
-    image, palette = example_image("chelsea", 96), example_image("coffee", 96)
-    out = palette_style(image, palette, steps=20, backend="attention", progress=False)
-    files = [save_image(image, folder / "stylize_input.png", overwrite=True).name,
-             save_image(palette, folder / "stylize_palette.png", overwrite=True).name,
-             save_image(out, folder / "stylize_palette_result.png", overwrite=True).name]
-    return ("Guided style (weight-free)", "chelsea guided toward the 8 k-means colours of coffee; P = 7, T = 20, "
-            "noise level 0.3 (with CLIP weights, `sidlite stylize --prompt` does the same for text)", files)
+    The gallery's inputs and settings live in one place, :mod:`sidlite.commands.demo`; this returns its
+    (title, note, file names) after writing the files into ``folder``.
+    """
+    from pathlib import Path
+
+    from ..commands.demo import style
+
+    entry = style(Path(folder), quick)
+    return entry.title, entry.note, [name for name, _ in entry.files]

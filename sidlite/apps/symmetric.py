@@ -71,7 +71,15 @@ def symmetric(image, size: Sequence[int] | None = None, *, axis: str = "horizont
     return mirror(decode(codec, result), axis, source)  # idempotent on pixels, needed after a decoder
 
 
-def demo(folder):
-    """Gallery entry: a left-right symmetric image."""
-    save_image(symmetric(demo_image(80), patch_size=7, steps=6, progress=False), folder / "symmetric.png", overwrite=True)
-    return "Symmetric", "x-hat mirrored at every step: exactly left-right symmetric, P = 7, T = 6", ["symmetric.png"]
+def demo(folder, quick: bool = False) -> tuple[str, str, list[str]]:
+    """This application's entry of ``sidlite demo``: a left-right symmetric cat.
+
+    The gallery's inputs and settings live in one place, :mod:`sidlite.commands.demo`; this returns its
+    (title, note, file names) after writing the files into ``folder``.
+    """
+    from pathlib import Path
+
+    from ..commands.demo import symmetry
+
+    entry = symmetry(Path(folder), quick)
+    return entry.title, entry.note, [name for name, _ in entry.files]

@@ -113,12 +113,15 @@ def tileable(image, size: Sequence[int] | None = None, *, direction: str = "both
     return decode(codec, result, periodic=True)
 
 
-def demo(folder):
-    """Gallery entry: a tileable texture and its 3×3 tiling."""
-    image = demo_image(64, "gravel")
-    result = tileable(image, num_shifts=3, patch_size=7, steps=6, progress=False)
-    save_image(result, folder / "tileable.png", overwrite=True)
-    save_image(tile_preview(result, 3, 3), folder / "tileable_3x3.png", overwrite=True)
-    save_image(tile_preview(image, 3, 3), folder / "tileable_input_3x3.png", overwrite=True)
-    return ("Tileable", "3-shift blend, P = 7, T = 6; the input tiled 3x3 shows seams, the sample does not",
-            ["tileable.png", "tileable_3x3.png", "tileable_input_3x3.png"])
+def demo(folder, quick: bool = False) -> tuple[str, str, list[str]]:
+    """This application's entry of ``sidlite demo``: a tileable brick wall and its 2x2 tiling.
+
+    The gallery's inputs and settings live in one place, :mod:`sidlite.commands.demo`; this returns its
+    (title, note, file names) after writing the files into ``folder``.
+    """
+    from pathlib import Path
+
+    from ..commands.demo import tiling
+
+    entry = tiling(Path(folder), quick)
+    return entry.title, entry.note, [name for name, _ in entry.files]

@@ -98,12 +98,15 @@ def upscale(image, factor: float = 2.0, *, noise_level: float | None = 0.5, cons
                           hooks=hooks, progress=config.progress, device=device, dtype=image.dtype).image
 
 
-def demo(folder):
-    """Gallery entry: a small image enlarged 4×, beside the cubic enlargement."""
-    image = demo_image(40)
-    size = (image.shape[1] * 4, image.shape[2] * 4)
-    save_image(upscale(image, 4, steps=6, progress=False), folder / "upscale_4x.png", overwrite=True)
-    save_image(resize(image, size), folder / "upscale_cubic_4x.png", overwrite=True)
-    save_image(image, folder / "upscale_input.png", overwrite=True)
-    return ("Super-resolution", "a 40-px image enlarged 4x with its own patches (P = 7, T = 6), beside the cubic "
-            "enlargement", ["upscale_input.png", "upscale_4x.png", "upscale_cubic_4x.png"])
+def demo(folder, quick: bool = False) -> tuple[str, str, list[str]]:
+    """This application's entry of ``sidlite demo``: a small cat enlarged 4x beside the bicubic enlargement.
+
+    The gallery's inputs and settings live in one place, :mod:`sidlite.commands.demo`; this returns its
+    (title, note, file names) after writing the files into ``folder``.
+    """
+    from pathlib import Path
+
+    from ..commands.demo import super_resolution
+
+    entry = super_resolution(Path(folder), quick)
+    return entry.title, entry.note, [name for name, _ in entry.files]
