@@ -119,15 +119,17 @@ class DensePatchSet(PatchSet):
 class ImagePatchSet(PatchSet):
     """Every P×P patch (stride ``stride``) of one or more (C, H, W) images, gathered on demand.
 
-    ``images`` is a tensor or a list of tensors with the same channel count (a patch set over several
-    images, as in chapter 13). ``keep`` is None or one boolean (rows, cols) grid per image marking
+    ``images`` is a (C, H, W) tensor, a (K, C, H, W) stack or a list of tensors with the same channel
+    count (a patch set over several images, as in chapter 13); images of one shape are kept as one
+    stack, so gathering from thousands of them is one indexing operation. ``keep`` is None or one boolean (rows, cols) grid per image marking
     which patch positions belong to the set. Nothing of size N·D is stored: the set holds the images,
     the kept positions (when a mask is given) and, once asked for, the N squared norms.
     """
 
     def __init__(self, images: torch.Tensor | Sequence[torch.Tensor], patch_size: int, stride: int = 1,
                  keep: Sequence[torch.Tensor] | torch.Tensor | None = None):
-        images = [images] if isinstance(images, torch.Tensor) else list(images)
+        if isinstance(images, torch.Tensor):
+            images = [images] if images.dim() == 3 else list(images.unbind(0))
         check(len(images) >= 1, "a patch set needs at least one image")
         for image in images:
             check(isinstance(image, torch.Tensor) and image.dim() == 3,
@@ -138,6 +140,8 @@ class ImagePatchSet(PatchSet):
             check(bool(torch.isfinite(image).all()), "the image contains NaN or infinite values")
         self.images = [im.contiguous() for im in images]
         self.patch_size, self.stride = patch_size, stride
+        same_shape = len({tuple(im.shape) for im in images}) == 1
+        self.stack = torch.stack(self.images) if same_shape and len(images) > 1 else None
         self.grids = [patch_grid(im.shape[1], im.shape[2], patch_size, stride) for im in images]
         if keep is not None:
             keep = [keep] if isinstance(keep, torch.Tensor) else list(keep)
@@ -169,6 +173,11 @@ class ImagePatchSet(PatchSet):
     dtype = property(lambda self: self.images[0].dtype)
     device = property(lambda self: self.images[0].device)
 
+    def _stack_windows(self) -> torch.Tensor:
+        """(K, rows, cols, C, P, P) strided view of the stacked images' patches."""
+        p, s = self.patch_size, self.stride
+        return self.stack.unfold(2, p, s).unfold(3, p, s).permute(0, 2, 3, 1, 4, 5)
+
     def _windows(self, index: int) -> torch.Tensor:
         """(rows, cols, C, P, P) strided view of image ``index``'s patches."""
         p, s = self.patch_size, self.stride
@@ -181,6 +190,10 @@ class ImagePatchSet(PatchSet):
         if len(self.images) == 1:
             cols = self.grids[0][1]
             return self._windows(0)[flat // cols, flat % cols].reshape(rows.numel(), self.dim)
+        if self.stack is not None:
+            per_image, cols = offsets[1], self.grids[0][1]
+            local = flat % per_image
+            return self._stack_windows()[flat // per_image, local // cols, local % cols].reshape(rows.numel(), self.dim)
         out = torch.empty(rows.numel(), self.dim, dtype=self.dtype, device=self.device)
         which = torch.bucketize(flat, torch.tensor(offsets[1:-1], device=self.device), right=True)
         for index in range(len(self.images)):
@@ -211,8 +224,13 @@ class ImagePatchSet(PatchSet):
         return F.avg_pool2d(values[None], p, stride=s)[0] * (p * p)
 
     def sq_norms(self):
+        """‖y_i‖² from box sums of the squared image(s) in float64, returned as float32."""
         if self._sq_norms is None:
-            norms = torch.cat([self._box_sums(im, 2).sum(0).reshape(-1) for im in self.images])
+            if self.stack is not None:  # one pooling call for the whole stack
+                p, s = self.patch_size, self.stride
+                norms = (F.avg_pool2d(self.stack.double() ** 2, p, stride=s) * (p * p)).sum(1).reshape(-1)
+            else:
+                norms = torch.cat([self._box_sums(im, 2).sum(0).reshape(-1) for im in self.images])
             if self.positions is not None:
                 norms = norms[self.positions]
             self._sq_norms = norms.float()
@@ -222,6 +240,13 @@ class ImagePatchSet(PatchSet):
         """Mean patch: each of its C·P² entries is the mean of one shifted window of the image(s)."""
         p, s = self.patch_size, self.stride
         total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        if self.positions is None and self.stack is not None:
+            rows, cols = self.grids[0]
+            for dy in range(p):
+                for dx in range(p):
+                    window = self.stack[:, :, dy:dy + s * (rows - 1) + 1:s, dx:dx + s * (cols - 1) + 1:s]
+                    total.view(-1, p, p)[:, dy, dx] += window.double().sum((0, 2, 3))
+            return (total / self.size).to(self.dtype)
         if self.positions is None:
             for image, (rows, cols) in zip(self.images, self.grids):
                 # entry (c, dy, dx) sums image[c, dy + s·r, dx + s·q] over the patch grid

@@ -32,7 +32,7 @@ IMAGE_COPIES = 8
 
 #: Largest band of queries worth holding: beyond it a CPU gains nothing (the work per query is the
 #: same) and a GPU's kernels are already full, so memory stays flat as outputs grow.
-MAX_BAND_BYTES = {"cpu": 256 * 2 ** 20, "cuda": 4 * 2 ** 30}
+MAX_BAND_BYTES = {"cpu": 2 ** 30, "cuda": 4 * 2 ** 30}
 
 #: A top-k index that would take more than this share of the budget ranks in a PCA projection of
 #: :data:`COMPACT_RANK_DIM` dimensions instead (candidate recall 0.86 at low noise, measured on chelsea).
