@@ -53,8 +53,9 @@ def generate_once(size, device, budget, steps, out: Path) -> dict:
             "exit": report.get("code", status)}
 
 
-def crop_quality(path: Path, reference) -> dict:
-    """Patch SWD and copy fraction of the central 512² crop of an output (or its preview) against the input."""
+def crop_quality(path: Path, reference, keep: Path | None = None) -> dict:
+    """Patch SWD and copy fraction of the central 512² crop of an output against the input; the 1:1
+    crop is saved into ``keep`` when given."""
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = None  # our own output, in a benchmark process
@@ -62,6 +63,8 @@ def crop_quality(path: Path, reference) -> dict:
     h, w = image.shape[1:]
     top, left = max(0, h // 2 - 256), max(0, w // 2 - 256)
     crop = image[:, top:top + 512, left:left + 512]
+    if keep is not None:
+        sidlite.save_image(crop, keep / f"{path.stem}_crop512.png", overwrite=True)
     return {"patch_swd": sidlite.patch_swd(crop, reference), "copy_fraction": sidlite.copy_fraction(crop, reference)}
 
 
@@ -77,13 +80,13 @@ def run(context):
             row = generate_once(size, device.type, budget, options.scale_steps, out)
             row["budget"] = budget
             if row["exit"] == 0:
-                row.update(crop_quality(out, reference))
-                if options.keep_previews:
-                    keep = ROOT / "benchmarks" / "results" / "scale"
+                keep = ROOT / "benchmarks" / "results" / "scale" if options.keep_previews else None
+                if keep is not None:
                     keep.mkdir(parents=True, exist_ok=True)
                     preview = out.with_name(out.stem + "_preview.jpg")
-                    for source in (preview if preview.exists() else out,):
-                        (keep / source.name).write_bytes(source.read_bytes())
+                    source = preview if preview.exists() else out
+                    (keep / source.name).write_bytes(source.read_bytes())
+                row.update(crop_quality(out, reference, keep))
             rows.append(row)
             print(f"  {size[0]}x{size[1]}: {row['seconds']:.1f} s, peak RSS {row['peak_rss_bytes'] / 2 ** 30:.2f} GB"
                   + (f", peak GPU {row['peak_gpu_bytes'] / 2 ** 30:.2f} GB" if row["peak_gpu_bytes"] else "")
