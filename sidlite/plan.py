@@ -76,7 +76,6 @@ class Plan:
     levels: list[LevelPlan]
     budget: int
     device: str
-    steps: int = 1
 
     @property
     def peak(self) -> int:
@@ -108,9 +107,9 @@ class Plan:
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        total = sum(p.flops_per_step for p in self.levels) * self.steps
+        total = sum(p.flops_per_step for p in self.levels)
         lines.append(f"budget {format_bytes(self.budget)} on {self.device}; planned peak {format_bytes(self.peak)}; "
-                     f"about {total / 1e12:,.2f} TFLOP for {self.steps} steps per level")
+                     f"about {total / 1e12:,.2f} TFLOP per step of every level")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -134,7 +133,7 @@ def resolve_stride(query_stride: int | str, queries: int) -> int:
 def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence[tuple[int, int]], channels: int,
                 patch_size: int, backend: str | BackendSpec = "auto", *, device: torch.device | str = "cpu",
                 memory_budget=None, query_stride: int | str = "auto", dataset_patches: Sequence[int] | None = None,
-                steps: int = 1, keep_levels: bool = False) -> Plan:
+                keep_levels: bool = False) -> Plan:
     """Plan every level (finest first) of sampling ``output_shapes`` from the levels ``input_shapes``.
 
     ``dataset_patches`` overrides each level's patch count (a masked dataset keeps fewer); with
@@ -169,4 +168,4 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
         plans.append(LevelPlan(level, tuple(inp), tuple(out), patches, queries, dim, name, options, stride,
                                band_rows, math.ceil(rows / band_rows), str(options.get("dtype") or "float32"),
                                images, index, band_rows * per_row, float(cost["flops"])))
-    return Plan(plans, budget, str(device), steps)
+    return Plan(plans, budget, str(device))
