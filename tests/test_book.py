@@ -42,13 +42,7 @@ ZERO_BOUND_ALLOWED: dict[tuple[str, str], str] = {}
 #: Temporary: failures of the two checks below in chapters being rewritten by other authors at the time
 #: these checks were added (issue 11, part B). Each entry is (chapter, failure text without its cell
 #: number); remove an entry when its chapter is fixed (the test warns about entries that no longer occur).
-TEMPORARY_EXCEPTIONS: set[tuple[str, str]] = {
-    ("06-latent-space.ipynb", "assert drown_global > 0"),
-    ("06-latent-space.ipynb", "assert drown_whitened > 0"),
-    ("06-latent-space.ipynb", "assert err_periodic < 1e-05 < err_plain"),
-    ("10-inpaint-edit-upscale.ipynb", "assert leak_filled < 1e-05 < leak_plain"),
-    ("11-analogy-and-style.ipynb", "assert views.min() >= 0"),
-}
+TEMPORARY_EXCEPTIONS: set[tuple[str, str]] = set()
 
 BUILTIN_NAMES = set(dir(builtins)) | {"display", "get_ipython"}
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
