@@ -74,6 +74,7 @@ def main(argv=None):
                          patch_size=args.patch_size, num_scales=args.num_scales)
         combined.rows += table.rows
         combined.settings, combined.notes = table.settings, {**combined.notes, **table.notes}
+        combined.settings["max_side"] = args.max_side
         result = {"machine": machine, "images_per_method": seen, "elapsed_s": time.perf_counter() - started,
                   **json.loads(combined.to_json())}
         stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
