@@ -75,8 +75,9 @@ slides: $(STAMP) vendor ## every chapter as an offline reveal.js deck under _bui
 student: $(STAMP) ## a copy of the book with exercise solutions removed, under student/
 	$(PY) scripts/student_copy.py book student
 
-bench: $(STAMP) ## run the benchmarks; JSON and Markdown land in benchmarks/results/
+bench: $(STAMP) ## run the benchmarks and the evaluation table; JSON and Markdown land in benchmarks/results/
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/evaluation.py
 
 clean: ## remove outputs and rendered pages (keeps .venv)
 	rm -rf outputs _build student
