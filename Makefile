@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv and install sidlite with the book and test extras
 
 demo: $(STAMP) ## generate samples (and the application gallery) from a bundled image into outputs/demo
-	$(PY) -m sidlite demo --output $(OUT)
+	$(PY) -m sidlite demo --output $(OUT) --overwrite
 
 test: $(STAMP) ## every test: unit tests and every notebook in book/ under nbval
 	SIDLITE_FAST=1 MPLBACKEND=Agg $(PY) -m pytest tests book --nbval-lax --nbval-cell-timeout=$(NBVAL_TIMEOUT) -p no:cacheprovider
