@@ -29,6 +29,7 @@ from .kmeans import INITS, kmeans, nearest_centroids, split_large_lists
 
 
 SCANS = ("auto", "loop", "batched")
+PCA_SAMPLE = 16384  # patches the ranking projection is fitted on
 
 
 def default_nlist(num_patches: int) -> int:
@@ -86,9 +87,11 @@ class ClusteredBackend(PatchBackend):
     def estimate(cls, num_patches, dim, num_queries, nprobe: int = 2, nlist: int | None = None, **_):
         nlist = nlist or default_nlist(num_patches)
         mean_list = num_patches / nlist
-        # the sorted copy, ids and norms; per probed list: a gathered query row, a partial result and a
-        # score row of the mean list size; work: centroid ranking, then the probed lists (twice: logits, sums)
-        return {"index_bytes": num_patches * (4 * dim + 20) + 4 * nlist * dim,
+        # the sorted copy, ids and norms, and while it is built k-means' training points; per probed list:
+        # a gathered query row, a partial result and a score row of the mean list size; work: centroid
+        # ranking, then the probed lists (twice: logits, sums)
+        training = 4 * dim * min(num_patches, 64 * nlist)
+        return {"index_bytes": num_patches * (4 * dim + 20) + 4 * nlist * dim + training,
                 "bytes_per_query": nprobe * 4 * (2 * dim + 2 * mean_list + 4) + 4 * nlist,
                 "flops": 2.0 * num_queries * dim * (nlist + 2 * nprobe * mean_list)}
 
@@ -204,7 +207,8 @@ class TopKBackend(ClusteredBackend):
         if rank_dim is not None:
             nlist = nlist or default_nlist(num_patches)
             rank = min(rank_dim, dim)
-            cost["index_bytes"] = num_patches * (4 * rank + 20) + 4 * nlist * (dim + rank) + 4 * dim * rank
+            training = 4 * dim * min(num_patches, 64 * nlist) + 8 * dim * min(num_patches, PCA_SAMPLE)
+            cost["index_bytes"] = num_patches * (4 * rank + 20) + 4 * nlist * (dim + rank) + 4 * dim * rank + training
             cost["bytes_per_query"] += 4 * k * dim
             cost["flops"] = 2.0 * num_queries * (rank * (nlist + nprobe * num_patches / nlist + dim) + 2 * k * dim)
         return cost
@@ -215,10 +219,11 @@ class TopKBackend(ClusteredBackend):
         rank = min(self.rank_dim, self.dim)
         generator = make_generator(self.seed + 1, self.patches.device)
         sample = self.patches.gather(torch.randperm(self.num_patches, generator=generator,
-                                                    device=self.patches.device)[:65536]).double()
+                                                    device=self.patches.device)[:PCA_SAMPLE])
+        centred = sample - self.mean
+        _, vectors = torch.linalg.eigh((centred.T @ centred).double())
         self.rank_mean = self.mean.double()
-        centred = sample - self.rank_mean
-        _, vectors = torch.linalg.eigh(centred.T @ centred)
+        del sample, centred
         self.rank_basis = vectors[:, -rank:].flip(1).float().contiguous()  # (D, r), leading directions first
         codes, norms = [], []
         for start in range(0, self.num_patches, 16384):
