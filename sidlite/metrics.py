@@ -15,8 +15,9 @@ from .runtime import make_generator
 
 def _dense_nearest(queries: torch.Tensor, dataset: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """The dense scan: float32 ranking by ‖y‖² − 2x·y, then the picked row's distance in float64
-    (squared Euclidean, not divided by D)."""
+    (squared Euclidean, not divided by D). Query chunks hold at most 2²⁵ scores (128 MB), whatever N."""
     queries, dataset = queries.float(), dataset.float().contiguous()
+    chunk = max(1, min(chunk, 2 ** 25 // dataset.shape[0]))
     sq_norms = (dataset.double() ** 2).sum(1).float()
     best, index = [], []
     for start in range(0, queries.shape[0], chunk):

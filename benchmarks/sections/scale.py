@@ -54,17 +54,17 @@ def generate_once(size, device, budget, steps, out: Path) -> dict:
 
 
 def crop_quality(path: Path, reference, keep: Path | None = None) -> dict:
-    """Patch SWD and copy fraction of the central 512² crop of an output against the input; the 1:1
+    """Patch SWD and copy fraction of the central 256² crop of an output against the input; the 1:1
     crop is saved into ``keep`` when given."""
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = None  # our own output, in a benchmark process
     image = sidlite.load_image(path)
     h, w = image.shape[1:]
-    top, left = max(0, h // 2 - 256), max(0, w // 2 - 256)
-    crop = image[:, top:top + 512, left:left + 512]
+    top, left = max(0, h // 2 - 128), max(0, w // 2 - 128)
+    crop = image[:, top:top + 256, left:left + 256]
     if keep is not None:
-        sidlite.save_image(crop, keep / f"{path.stem}_crop512.png", overwrite=True)
+        sidlite.save_image(crop, keep / f"{path.stem}_crop256.png", overwrite=True)
     return {"patch_swd": sidlite.patch_swd(crop, reference), "copy_fraction": sidlite.copy_fraction(crop, reference)}
 
 
@@ -104,7 +104,7 @@ def markdown(results) -> list[str]:
     if not scale:
         return []
     lines = [f"## Output size against time and memory (weight-free latent, {scale['input']}, T = {scale['steps']})", "",
-             "| output | megapixels | seconds | peak RSS | peak GPU | budget | patch SWD (512² crop) | copy fraction |",
+             "| output | megapixels | seconds | peak RSS | peak GPU | budget | patch SWD (256² crop) | copy fraction |",
              "|---|---|---|---|---|---|---|---|"]
     for r in scale["rows"]:
         h, w = r["size"]
