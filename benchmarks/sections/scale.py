@@ -3,7 +3,7 @@
 Each size runs as its own ``sidlite generate`` process, so its peak resident memory (and on CUDA its
 peak GPU memory) is its own: outputs 1024² … 8192² on a CPU with ``--memory-budget 4GB``, 8192², 32768²
 and 14336 × 70080 on a GPU. Reported: seconds, peak memory against the budget, the time exponent in
-output pixels, and patch SWD / copy fraction of a 512² crop of each output against the input.
+output pixels, and patch SWD / copy fraction of a 256² crop of each output against the input.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from ..common import ROOT
 
 CPU_SIZES = [(1024, 1024), (2048, 2048), (4096, 4096), (8192, 8192)]
 CUDA_SIZES = [(8192, 8192), (32768, 32768), (14336, 70080)]
-INPUT = "example:astronaut"  # 512², 1 MP class after the latent's 8× reduction: 64² cells
+INPUT = "example:astronaut"  # 512² (0.26 MP): 64² cells in the weight-free latent
 
 CHILD = """
 import json, sys, time, torch
