@@ -23,7 +23,7 @@ from ..common import ROOT
 
 CPU_SIZES = [(1024, 1024), (2048, 2048), (4096, 4096), (8192, 8192)]
 CUDA_SIZES = [(8192, 8192), (32768, 32768), (14336, 70080)]
-INPUT = "example:astronaut"  # 512² (0.26 MP): 64² cells in the weight-free latent
+INPUT = "example:gravel"  # a 512² texture (0.26 MP): 64² cells in the weight-free latent
 
 CHILD = """
 import json, sys, time, torch
@@ -72,7 +72,7 @@ def run(context):
     device, results, options = context.device, context.results, context.options
     sizes = CUDA_SIZES if device.type == "cuda" else CPU_SIZES
     budget = options.memory_budget or ("70GB" if device.type == "cuda" else "4GB")
-    reference = sidlite.example_image("astronaut")
+    reference = sidlite.example_image(INPUT.split(":", 1)[1])
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for size in sizes:
