@@ -53,6 +53,19 @@ def generate_once(size, device, budget, steps, out: Path) -> dict:
             "exit": report.get("code", status)}
 
 
+def keep_preview(out: Path, keep: Path) -> None:
+    """The output's preview (long side 2048) in ``keep``: the one saved beside a streamed output, or made here."""
+    from PIL import Image
+
+    preview = out.with_name(out.stem + "_preview.jpg")
+    if preview.exists():
+        (keep / preview.name).write_bytes(preview.read_bytes())
+        return
+    with Image.open(out) as image:
+        image.thumbnail((2048, 2048))
+        image.convert("RGB").save(keep / preview.name, quality=90)
+
+
 def crop_quality(path: Path, reference, keep: Path | None = None) -> dict:
     """Patch SWD and copy fraction of the central 256² crop of an output against the input; the 1:1
     crop is saved into ``keep`` when given."""
@@ -83,9 +96,7 @@ def run(context):
                 keep = ROOT / "benchmarks" / "results" / "scale" if options.keep_previews else None
                 if keep is not None:
                     keep.mkdir(parents=True, exist_ok=True)
-                    preview = out.with_name(out.stem + "_preview.jpg")
-                    source = preview if preview.exists() else out
-                    (keep / source.name).write_bytes(source.read_bytes())
+                    keep_preview(out, keep)
                 row.update(crop_quality(out, reference, keep))
             rows.append(row)
             print(f"  {size[0]}x{size[1]}: {row['seconds']:.1f} s, peak RSS {row['peak_rss_bytes'] / 2 ** 30:.2f} GB"
