@@ -1,9 +1,15 @@
-"""Pyramid shapes shared by the patch baselines (GPNN and GPDM shrink by 3/4 per level)."""
+"""What the patch baselines share: their pyramid (GPNN and GPDM shrink by 3/4 per level) and its
+noisy coarsest start."""
 from __future__ import annotations
 
 import math
 
+import torch
+
 from ..errors import check
+from ..image_io import as_image
+from ..pyramid import resize
+from ..runtime import make_generator
 
 
 def level_shapes(size: tuple[int, int], factor: float, coarsest: int) -> list[tuple[int, int]]:
@@ -21,3 +27,17 @@ def output_shapes(shapes: list[tuple[int, int]], size: tuple[int, int] | None) -
         return shapes
     fy, fx = size[0] / shapes[0][0], size[1] / shapes[0][1]
     return [(max(1, round(h * fy)), max(1, round(w * fx))) for h, w in shapes]
+
+
+def noisy_pyramid_start(image, factor: float, coarsest: int, patch_size: int, size: tuple[int, int] | None,
+                        seed: int, noise: float):
+    """The input as a float CPU image, its level shapes and levels (finest first), the output shapes, the
+    seeded generator, and the start: the coarsest level (resized to the output's) plus noise of std 2·noise."""
+    image = as_image(image).float().cpu()
+    shapes = level_shapes(tuple(image.shape[1:]), factor, max(coarsest, patch_size))
+    outs = output_shapes(shapes, size)
+    levels = [image if l == 0 else resize(image, shape) for l, shape in enumerate(shapes)]
+    generator = make_generator(seed)
+    x = resize(levels[-1], outs[-1]) if outs[-1] != shapes[-1] else levels[-1].clone()
+    x = x + 2 * noise * torch.randn(x.shape, generator=generator)
+    return image, shapes, levels, outs, generator, x

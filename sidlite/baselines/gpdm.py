@@ -17,10 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import check
-from ..image_io import as_image
 from ..pyramid import resize
-from ..runtime import make_generator
-from ._common import level_shapes, output_shapes
+from ._common import noisy_pyramid_start
 
 
 def _patches(image: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -59,13 +57,7 @@ def gpdm(image, *, size: tuple[int, int] | None = None, seed: int = 0, patch_siz
     SWD with ``num_projections`` random unit directions drawn afresh each step.
     """
     check(isinstance(steps, int) and steps >= 1, f"steps must be an integer >= 1, got {steps}")
-    image = as_image(image).float().cpu()
-    shapes = level_shapes(tuple(image.shape[1:]), factor, max(coarsest, patch_size))
-    outs = output_shapes(shapes, size)
-    levels = [image if l == 0 else resize(image, shape) for l, shape in enumerate(shapes)]
-    generator = make_generator(seed)
-    x = resize(levels[-1], outs[-1]) if outs[-1] != shapes[-1] else levels[-1].clone()
-    x = x + 2 * noise * torch.randn(x.shape, generator=generator)
+    image, shapes, levels, outs, generator, x = noisy_pyramid_start(image, factor, coarsest, patch_size, size, seed, noise)
     dim = image.shape[0] * patch_size ** 2
     for l in range(len(shapes) - 1, -1, -1):
         if l < len(shapes) - 1:

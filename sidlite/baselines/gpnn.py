@@ -21,11 +21,9 @@ import numpy as np
 import torch
 
 from ..errors import check
-from ..image_io import as_image
 from ..patches import extract_patches, fold_patches
 from ..pyramid import resize
-from ..runtime import make_generator
-from ._common import level_shapes, output_shapes
+from ._common import noisy_pyramid_start
 
 
 def _dense_normalized(queries: torch.Tensor, keys: torch.Tensor, alpha: float, chunk: int = 2048) -> torch.Tensor:
@@ -103,13 +101,7 @@ def gpnn(image, *, size: tuple[int, int] | None = None, seed: int = 0, patch_siz
     """
     check(search in ("exact", "approx", "auto"), f"search must be 'exact', 'approx' or 'auto', got {search!r}")
     check(isinstance(iterations, int) and iterations >= 1, f"iterations must be an integer >= 1, got {iterations}")
-    image = as_image(image).float().cpu()
-    shapes = level_shapes(tuple(image.shape[1:]), factor, max(coarsest, patch_size))
-    outs = output_shapes(shapes, size)
-    levels = [image if l == 0 else resize(image, shape) for l, shape in enumerate(shapes)]
-    generator = make_generator(seed)
-    x = resize(levels[-1], outs[-1]) if outs[-1] != shapes[-1] else levels[-1].clone()
-    x = x + 2 * noise * torch.randn(x.shape, generator=generator)
+    image, shapes, levels, outs, generator, x = noisy_pyramid_start(image, factor, coarsest, patch_size, size, seed, noise)
     channels = image.shape[0]
     for l in range(len(shapes) - 1, -1, -1):
         values = extract_patches(levels[l], patch_size).contiguous()
