@@ -265,9 +265,4 @@ def as_patch_set(data: PatchSet | torch.Tensor) -> PatchSet:
     return data if isinstance(data, PatchSet) else DensePatchSet(data)
 
 
-def chunk_rows(budget_bytes: int, dim: int, bytes_per_value: int = 4, minimum: int = 1) -> int:
-    """How many patches of length ``dim`` fit in ``budget_bytes``."""
-    return max(minimum, int(budget_bytes // max(1, dim * bytes_per_value)))
-
-
-__all__ = ["PatchSet", "DensePatchSet", "ImagePatchSet", "as_patch_set", "chunk_rows"]
+__all__ = ["PatchSet", "DensePatchSet", "ImagePatchSet", "as_patch_set"]

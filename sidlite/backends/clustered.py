@@ -232,12 +232,10 @@ class TopKBackend(ClusteredBackend):
             norms.append((rows ** 2).sum(1).float())
         self.rank_mean = self.rank_mean.float()
         self.full_sq_norms = self.patches.sq_norms()
-        self.centroid_codes = (self.centroids_float() - self.rank_mean) @ self.rank_basis
-        self.centroid_norms = ((self.centroids_float() - self.rank_mean) ** 2).sum(1)
+        centred_centroids = self.centroids.float() - self.rank_mean
+        self.centroid_codes = centred_centroids @ self.rank_basis
+        self.centroid_norms = (centred_centroids ** 2).sum(1)
         return torch.cat(codes), torch.cat(norms)
-
-    def centroids_float(self) -> torch.Tensor:
-        return self.centroids.float()
 
     def _ranked(self, x: torch.Tensor, alpha: float) -> torch.Tensor:
         """The queries as the list scan sees them: x itself, or (x − αμ)ᵀU in the projection."""
