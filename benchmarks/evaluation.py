@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/evaluation.py [--images N] [--samples S] [--methods a,b,…] [--max-side PX]
 
-Runs :func:`sidlite.evaluation.evaluate` in the Table-1 setting (P = 15, 4 scales, T = 10, η = 0, seeds
+Runs :func:`sidlite.evaluation.evaluate` in the Table-1 setting (P = 15, 4 levels, T = 10, η = 0, seeds
 10, 11, …) for sidlite exact / auto / T = 40 η = 1, GPNN, GPDM and the copy baseline, and writes
 benchmarks/results/evaluation_<device>.{json,md}: per image and mean ± std over images, and the
 paper's quoted numbers beside them. SIFID and LPIPS diversity appear when their weights are on disk
@@ -47,7 +47,7 @@ def main(argv=None):
                         help="images for sidlite-exact (default: all on a GPU, 1 on a CPU)")
     parser.add_argument("--max-side", type=int, default=None, help="shrink the images (default: full size)")
     parser.add_argument("--patch-size", type=int, default=15, help="P (Table 1: 15)")
-    parser.add_argument("--num-scales", type=int, default=4, help="pyramid levels (Table 1: 4)")
+    parser.add_argument("--num-levels", type=int, default=4, help="pyramid levels (Table 1: 4)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--root", default=None, help="folder holding sinddm15/ (default ../shared/data)")
     parser.add_argument("--out", default=None, help="output stem (default benchmarks/results/evaluation_<device>)")
@@ -71,7 +71,7 @@ def main(argv=None):
         subset = dict(list(images.items())[:exact_images]) if method == "sidlite-exact" else images
         seen[method] = len(subset)
         table = evaluate(method, subset, samples_per_image=args.samples, device=device, progress=True,
-                         patch_size=args.patch_size, num_scales=args.num_scales)
+                         patch_size=args.patch_size, num_levels=args.num_levels)
         combined.rows += table.rows
         combined.settings, combined.notes = table.settings, {**combined.notes, **table.notes}
         combined.settings["max_side"] = args.max_side

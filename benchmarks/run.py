@@ -4,7 +4,7 @@ Sections (``--only`` picks some), one module each under benchmarks/sections/:
   kernels  fp32 GEMM GFLOP/s (the yardstick) and the exact / attention backends' GFLOP/s at N = M = 16384
            for D = 147 and 675, each as a fraction of the GEMM figure (on CUDA also bf16);
   naive    the NumPy reference against the attention backend at a size the reference finishes in ~10 s;
-  table1   unconditional generation in the paper's Table-1 setting (P = 15, 4 scales, T = 10, η = 0) on
+  table1   unconditional generation in the paper's Table-1 setting (P = 15, 4 levels, T = 10, η = 0) on
            ../shared/data/sinddm15: seconds per sample, patch-SWD, diversity, copy fraction, per backend,
            and each as a ratio to exact attention when that runs too (by default on a GPU; on a CPU one
            timed step per level stands in for its time);

@@ -24,7 +24,7 @@ class SamplingConfig:
     e.g. '1.6P') or None (no floor); ``steps`` is one count or one per level, finest first."""
 
     patch_size: int = 15
-    num_scales: int | str = "auto"
+    num_levels: int | str = "auto"
     min_short_side: int | str | None = "1.6P"
     rho: float = 0.2
     steps: int | tuple[int, ...] = 10
@@ -40,8 +40,8 @@ class SamplingConfig:
     def __post_init__(self):
         check(isinstance(self.patch_size, int) and self.patch_size >= 1,
               f"patch size must be a positive integer, got {self.patch_size!r}")
-        check(self.num_scales == "auto" or (isinstance(self.num_scales, int) and self.num_scales >= 1),
-              f"num_scales must be 'auto' or an integer >= 1, got {self.num_scales!r}")
+        check(self.num_levels == "auto" or (isinstance(self.num_levels, int) and self.num_levels >= 1),
+              f"num_levels must be 'auto' or an integer >= 1, got {self.num_levels!r}")
         check(isinstance(self.rho, (int, float)) and self.rho > 0, f"rho must be positive (inf for a plain average), got {self.rho!r}")
         steps = (self.steps,) if isinstance(self.steps, int) else tuple(self.steps)
         check(len(steps) >= 1 and all(isinstance(s, int) and s >= 1 for s in steps),

@@ -75,8 +75,8 @@ def decoded_bands(codec, latent: torch.Tensor, band_cells: int = 64) -> Iterator
     """
     if not getattr(codec, "blockwise", False):
         image = codec.decode(latent)
-        for top in range(0, image.shape[-2], band_cells * codec.factor):
-            yield image[:, top:top + band_cells * codec.factor]
+        for top in range(0, image.shape[-2], band_cells * codec.cell_size):
+            yield image[:, top:top + band_cells * codec.cell_size]
         return
     for top in range(0, latent.shape[-2], band_cells):
         yield codec.decode(latent[:, top:top + band_cells])
@@ -89,7 +89,7 @@ def save_result(codec, latent: torch.Tensor, path, overwrite: bool = False,
     Returns the files written (the image, then the preview when one was made).
     """
     path = Path(path)
-    height, width = (s * codec.factor for s in latent.shape[-2:])
+    height, width = (s * codec.cell_size for s in latent.shape[-2:])
     if height * width <= STREAM_ABOVE_PIXELS:
         return [save_image(codec.decode(latent), path, overwrite=overwrite)]
     if path.exists() and not overwrite:
@@ -97,14 +97,14 @@ def save_result(codec, latent: torch.Tensor, path, overwrite: bool = False,
     if path.suffix.lower() != ".png":
         path = path.with_suffix(".png")  # streamed outputs are PNG: no side limit, lossless
     path.parent.mkdir(parents=True, exist_ok=True)
-    factor = max(1, math.ceil(max(height, width) / preview_long_side))
-    band_cells = max(1, 2 ** 25 // max(1, width * 3 * 4 * codec.factor))  # about 32 MB of float pixels a band
-    band_cells = max(factor, band_cells // factor * factor)  # whole preview rows per band
+    shrink = max(1, math.ceil(max(height, width) / preview_long_side))
+    band_cells = max(1, 2 ** 25 // max(1, width * 3 * 4 * codec.cell_size))  # about 32 MB of float pixels a band
+    band_cells = max(shrink, band_cells // shrink * shrink)  # whole preview rows per band
     preview_rows: list[torch.Tensor] = []
 
     def bands():
         for band in decoded_bands(codec, latent, band_cells):
-            preview_rows.append(F.avg_pool2d(band[None].float(), factor, ceil_mode=True)[0])
+            preview_rows.append(F.avg_pool2d(band[None].float(), shrink, ceil_mode=True)[0])
             yield to_uint8(band)
 
     write_png_rows(path, height, width, bands())

@@ -121,7 +121,7 @@ def _sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: torch.Tens
     return float((at_quantiles(pa) - at_quantiles(pb)).abs().mean())
 
 
-def patch_swd(sample: torch.Tensor, reference: torch.Tensor, patch_size: int = 7, num_scales: int = 3,
+def patch_swd(sample: torch.Tensor, reference: torch.Tensor, patch_size: int = 7, num_levels: int = 3,
               num_projections: int = 128, max_patches: int = 16384, seed: int = 0) -> float:
     """Multi-scale patch sliced-Wasserstein distance between a sample and its reference.
 
@@ -136,7 +136,7 @@ def patch_swd(sample: torch.Tensor, reference: torch.Tensor, patch_size: int = 7
     directions = torch.randn(dim, num_projections, generator=generator, dtype=torch.float64)
     directions /= directions.norm(dim=0, keepdim=True)
     distances = []
-    for level in range(num_scales):
+    for level in range(num_levels):
         if level:
             sample = resize(sample, ((sample.shape[1] + 1) // 2, (sample.shape[2] + 1) // 2))
             reference = resize(reference, ((reference.shape[1] + 1) // 2, (reference.shape[2] + 1) // 2))

@@ -11,7 +11,7 @@ from .denoiser import ImageDenoiser
 from .errors import check
 from .image_io import as_image
 from .plan import Plan, plan_levels
-from .pyramid import auto_num_scales, build_pyramid, pyramid_shapes
+from .pyramid import auto_num_levels, build_pyramid, pyramid_shapes
 from .runtime import make_generator, resolve_device
 from .sampler import Hooks, SampleResult, sample_pyramid
 from .schedule import Schedule
@@ -68,7 +68,7 @@ class SingleImageModel:
     Build it once and call :meth:`sample` for as many samples as needed; the per-level patch datasets
     (and any search structure of the backend) are reused.
 
-    ``num_scales`` is an integer or 'auto' (deep enough that the coarsest level's short side is
+    ``num_levels`` is an integer or 'auto' (deep enough that the coarsest level's short side is
     ``min_short_side``, default 1.6·P); ``output_size`` is (H, W) of the samples (default: the input's).
     ``backend`` is a name or spec ('auto', 'topk:nprobe=4', …; keyword ``backend_options`` add to it).
     Before anything is built, :attr:`plan` resolves every level's backend, query stride and band
@@ -77,7 +77,7 @@ class SingleImageModel:
     keeps them for further samples (False: only the level being sampled holds its index).
     """
 
-    def __init__(self, image, patch_size: int = 15, num_scales: int | str = "auto",
+    def __init__(self, image, patch_size: int = 15, num_levels: int | str = "auto",
                  min_short_side: int | None = None, output_size: Sequence[int] | None = None,
                  backend: str | BackendSpec = "auto", rho: float = 0.2, device: str | torch.device = "cpu",
                  *, memory_budget=None, query_stride: int | str = "auto", keep_levels: bool = True,
@@ -92,23 +92,23 @@ class SingleImageModel:
         explicit_floor = min_short_side is not None
         m = min_short_side if explicit_floor else default_min_short_side(patch_size)
         check(m >= 1, f"min_short_side must be positive, got {m}")
-        auto = num_scales == "auto"
+        auto = num_levels == "auto"
         if auto:
             short = min(min(reference), min(output))
             check(short >= patch_size, f"the image ({reference[0]}x{reference[1]}) or output size is smaller "
                                        f"than the {patch_size}x{patch_size} patch; use a smaller --patch-size")
-            num_scales = auto_num_scales(short, min(m, short))
-        check(isinstance(num_scales, int) and num_scales >= 1, f"num_scales must be 'auto' or an integer >= 1, got {num_scales!r}")
+            num_levels = auto_num_levels(short, min(m, short))
+        check(isinstance(num_levels, int) and num_levels >= 1, f"num_levels must be 'auto' or an integer >= 1, got {num_levels!r}")
         floor = m if (explicit_floor or auto) else None
-        self.reference_shapes = pyramid_shapes(reference, num_scales, floor)
-        self.sample_shapes = pyramid_shapes(output, num_scales, floor)
+        self.reference_shapes = pyramid_shapes(reference, num_levels, floor)
+        self.sample_shapes = pyramid_shapes(output, num_levels, floor)
         for kind, shapes in (("input", self.reference_shapes), ("output", self.sample_shapes)):
             h, w = shapes[-1]
             check(min(h, w) >= patch_size,
                   f"the coarsest {kind} level is {h}x{w}, smaller than the {patch_size}x{patch_size} patch; "
-                  f"use fewer scales, a smaller patch size or a larger min_short_side")
+                  f"use fewer levels, a smaller patch size or a larger min_short_side")
         self.rho = rho
-        self.config = SamplingConfig(patch_size, num_scales, min_short_side, rho, backend=parse_backend(backend, **backend_options),
+        self.config = SamplingConfig(patch_size, num_levels, min_short_side, rho, backend=parse_backend(backend, **backend_options),
                                      device=str(self.device), memory_budget=memory_budget, query_stride=query_stride)
         self.plan: Plan = plan_levels(self.reference_shapes, self.sample_shapes, image.shape[0], patch_size,
                                       parse_backend(backend, **backend_options),
@@ -122,7 +122,7 @@ class SingleImageModel:
                     keep_levels: bool = True) -> "SingleImageModel":
         """The model a :class:`~sidlite.config.SamplingConfig` describes; :meth:`sample` then uses its
         seed, steps, η, σ_min and progress setting unless told otherwise."""
-        model = cls(image, config.patch_size, config.num_scales, config.min_side(), output_size, config.backend,
+        model = cls(image, config.patch_size, config.num_levels, config.min_side(), output_size, config.backend,
                     config.rho, config.device, memory_budget=config.memory_budget, query_stride=config.query_stride,
                     keep_levels=keep_levels)
         model.config = config
@@ -135,13 +135,13 @@ class SingleImageModel:
                              query_stride=level.query_stride, band_rows=level.band_rows)
 
     @property
-    def num_scales(self) -> int:
+    def num_levels(self) -> int:
         return len(self.levels)
 
     def schedules(self, steps: int | Sequence[int], sigma_min: float) -> list[Schedule]:
         """One flow-linear schedule per level (``steps`` may be per level, finest first)."""
-        per_level = [steps] * self.num_scales if isinstance(steps, int) else list(steps)
-        check(len(per_level) == self.num_scales, f"steps needs one value per level ({self.num_scales})")
+        per_level = [steps] * self.num_levels if isinstance(steps, int) else list(steps)
+        check(len(per_level) == self.num_levels, f"steps needs one value per level ({self.num_levels})")
         return [Schedule.flow_linear(s, sigma_min) for s in per_level]
 
     def sample(self, seed: int | None = None, steps: int | Sequence[int] | None = None, eta: float | None = None,

@@ -12,7 +12,7 @@ import math
 from .config import SamplingConfig
 from .errors import SidliteError
 
-#: (application, space) -> (config, note). Spaces: 'pixels' and 'latent' (any codec with factor > 1).
+#: (application, space) -> (config, note). Spaces: 'pixels' and 'latent' (any codec with cell_size > 1).
 PRESETS: dict[tuple[str, str], tuple[SamplingConfig, str]] = {
     ("generate", "pixels"): (SamplingConfig(15, "auto", "1.6P", 0.2, 10, 1e-4, 0.0, 10), "uncond/pixel_*"),
     ("generate", "latent"): (SamplingConfig(7, "auto", "2P", math.inf, 10, 1e-4, 1.0, 10), "uncond/latent_*, T 10 (paper 20)"),
@@ -55,11 +55,11 @@ def by_name(name: str) -> tuple[str, str]:
 
 def format_presets() -> str:
     """The table of presets, one row each, as ``sidlite presets`` prints it."""
-    header = ("preset", "P", "scales", "min side", "rho", "T", "sigma_min", "eta", "seed", "official preset / note")
+    header = ("preset", "P", "levels", "min side", "rho", "T", "sigma_min", "eta", "seed", "official preset / note")
     rows = [header]
     for (application, space), (c, note) in PRESETS.items():
         steps = str(c.steps) if isinstance(c.steps, int) else "[" + ", ".join(map(str, c.steps)) + "]"
-        rows.append((preset_name(application, space), str(c.patch_size), str(c.num_scales), str(c.min_short_side),
+        rows.append((preset_name(application, space), str(c.patch_size), str(c.num_levels), str(c.min_short_side),
                      "inf" if math.isinf(c.rho) else str(c.rho), steps, f"{c.sigma_min:g}", str(c.eta), str(c.seed), note))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

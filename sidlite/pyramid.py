@@ -14,7 +14,7 @@ import torch
 from .errors import SidliteError, check
 
 
-def auto_num_scales(short_side: int, min_short_side: int) -> int:
+def auto_num_levels(short_side: int, min_short_side: int) -> int:
     """Smallest n with min_short_side·2^(n-1) >= short_side: the depth that lands the coarsest on m."""
     check(min_short_side <= short_side,
           f"min_short_side={min_short_side} is larger than the image's short side {short_side}; "
@@ -22,18 +22,18 @@ def auto_num_scales(short_side: int, min_short_side: int) -> int:
     return 1 + max(0, math.ceil(math.log2(short_side / min_short_side) - 1e-12))
 
 
-def pyramid_shapes(size: tuple[int, int], num_scales: int, min_short_side: int | None = None,
+def pyramid_shapes(size: tuple[int, int], num_levels: int, min_short_side: int | None = None,
                    ratio: float = 0.5) -> list[tuple[int, int]]:
     """Shapes (H, W) of every level, finest first."""
     height, width = size
     check(height >= 1 and width >= 1, f"sizes must be positive, got {height}x{width}")
-    check(isinstance(num_scales, int) and num_scales >= 1, f"num_scales must be an integer >= 1, got {num_scales}")
-    shapes = [(math.ceil(height * ratio ** l), math.ceil(width * ratio ** l)) for l in range(num_scales)]
-    if min_short_side and num_scales > 1 and min(shapes[-1]) < min_short_side:
+    check(isinstance(num_levels, int) and num_levels >= 1, f"num_levels must be an integer >= 1, got {num_levels}")
+    shapes = [(math.ceil(height * ratio ** l), math.ceil(width * ratio ** l)) for l in range(num_levels)]
+    if min_short_side and num_levels > 1 and min(shapes[-1]) < min_short_side:
         if min(shapes[-2]) < min_short_side:
             limit = 2 + int(math.log2(min(height, width) / min_short_side))
-            raise SidliteError(f"{num_scales} scales shrink the {height}x{width} image below min_short_side="
-                               f"{min_short_side}; use num_scales <= {limit}")
+            raise SidliteError(f"{num_levels} levels shrink the {height}x{width} image below min_short_side="
+                               f"{min_short_side}; use num_levels <= {limit}")
         short = min(height, width)
         shapes[-1] = (min(math.ceil(height * min_short_side / short), shapes[-2][0]),
                       min(math.ceil(width * min_short_side / short), shapes[-2][1]))

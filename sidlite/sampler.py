@@ -21,20 +21,20 @@ from .schedule import Schedule
 class Hooks:
     """Plug-in points of the sampler. The defaults give plain unconditional generation."""
 
-    def fixed_result(self, scale: int) -> torch.Tensor | None:
+    def fixed_result(self, level: int) -> torch.Tensor | None:
         """A finished result for this level that is not sampled (e.g. retargeting's fixed layout)."""
         return None
 
-    def start(self, scale: int, schedule: Schedule, noise: torch.Tensor) -> tuple[torch.Tensor, int]:
+    def start(self, level: int, schedule: Schedule, noise: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Initial state and the step to start at; by default pure noise at t = T."""
         return schedule.sigmas[-1] * noise, schedule.steps
 
-    def estimate(self, scale: int, denoiser: ImageDenoiser, x_t: torch.Tensor, alpha: float,
+    def estimate(self, level: int, denoiser: ImageDenoiser, x_t: torch.Tensor, alpha: float,
                  sigma: float) -> torch.Tensor:
         """The image estimate x̂₀ of x_t (tileable generation replaces it)."""
         return denoiser(x_t, alpha, sigma)
 
-    def constrain(self, scale: int, t: int, x_hat: torch.Tensor) -> torch.Tensor:
+    def constrain(self, level: int, t: int, x_hat: torch.Tensor) -> torch.Tensor:
         """Modify x̂ before ε̂ is computed (mirror, data term, guidance)."""
         return x_hat
 
@@ -43,7 +43,7 @@ class Hooks:
 class StepRecord:
     """One sampler step, kept when ``record=True``: the state x_t and the estimate x̂₀ at (α_t, σ_t)."""
 
-    scale: int
+    level: int
     t: int
     alpha: float
     sigma: float
@@ -56,7 +56,7 @@ class SampleResult:
     """The finest result, the finished result of every level (finest first) and the optional trajectory."""
 
     image: torch.Tensor
-    scales: list[torch.Tensor]
+    levels: list[torch.Tensor]
     trajectory: list[StepRecord] = field(default_factory=list)
 
 
@@ -82,31 +82,31 @@ def sample_pyramid(denoisers: Sequence[ImageDenoiser | None], shapes: Sequence[t
     noise = [torch.randn((channels, *shape), generator=generator, device=device, dtype=dtype) for shape in shapes]
     results: list[torch.Tensor | None] = [None] * levels
     trajectory: list[StepRecord] = []
-    for scale in reversed(range(levels)):
-        fixed = hooks.fixed_result(scale)
+    for level in reversed(range(levels)):
+        fixed = hooks.fixed_result(level)
         if fixed is not None:
-            results[scale] = fixed
+            results[level] = fixed
             continue
-        schedule, denoiser = schedules[scale], denoisers[scale]
+        schedule, denoiser = schedules[level], denoisers[level]
         if denoiser is None:
-            raise SidliteError(f"level {scale} has neither a denoiser nor a fixed result")
-        coarse = results[scale + 1] if scale + 1 < levels else None
-        x, start = hooks.start(scale, schedule, noise[scale])
-        height, width = shapes[scale]
+            raise SidliteError(f"level {level} has neither a denoiser nor a fixed result")
+        coarse = results[level + 1] if level + 1 < levels else None
+        x, start = hooks.start(level, schedule, noise[level])
+        height, width = shapes[level]
         with tqdm(total=start, disable=not progress, unit="step", leave=False,
-                  desc=f"level {levels - scale}/{levels} ({height}x{width})") as bar:
+                  desc=f"level {levels - level}/{levels} ({height}x{width})") as bar:
             for t in range(start, 0, -1):
                 alpha, sigma = schedule.alphas[t], schedule.sigmas[t]
-                x_hat = hooks.constrain(scale, t, hooks.estimate(scale, denoiser, x, alpha, sigma))
+                x_hat = hooks.constrain(level, t, hooks.estimate(level, denoiser, x, alpha, sigma))
                 eps = schedule.predict_noise(x, x_hat, t)
                 if coarse is not None and t != 1:
                     x_hat = laplacian_blend(x_hat, coarse)
                 if record:
-                    trajectory.append(StepRecord(scale, t, alpha, sigma, x.cpu(), x_hat.cpu()))
-                x = schedule.step(x_hat, eps, t - 1, etas[scale], generator)
+                    trajectory.append(StepRecord(level, t, alpha, sigma, x.cpu(), x_hat.cpu()))
+                x = schedule.step(x_hat, eps, t - 1, etas[level], generator)
                 del x_hat, eps  # the next step's estimate is allocated before these would go out of scope
                 bar.update(1)
-        results[scale] = x
+        results[level] = x
     return SampleResult(results[0], results, trajectory)
 
 

@@ -56,7 +56,7 @@ def test_output_has_the_structure_layout_and_the_style_patches(pair, analogy):
     structure, style = pair
     out = analogy.image
     # the grid: structure aspect ratio at the style's short side (64)
-    assert out.shape == (3, 64, round(64 * 64 / 43)) and len(analogy.scales) == 3
+    assert out.shape == (3, 64, round(64 * 64 / 43)) and len(analogy.levels) == 3
     structure_corr, style_corr = low_band_correlation(out, structure), low_band_correlation(out, style)
     assert structure_corr > 0.6 and structure_corr > style_corr + 0.3
     to_style, to_structure = sidlite.coherence(out, style, 5), sidlite.coherence(out, structure, 5)

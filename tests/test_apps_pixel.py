@@ -26,7 +26,7 @@ def cat():
 class SpaceToDepth(Codec):
     """A lossless blockwise 'latent': 2×2 pixel blocks become 12 channels (a stand-in for the pca codec)."""
 
-    name, factor = "space-to-depth", 2
+    name, cell_size = "space-to-depth", 2
 
     def encode(self, image):
         return torch.nn.functional.pixel_unshuffle(image[None], 2)[0]

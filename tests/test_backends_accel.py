@@ -209,8 +209,8 @@ def test_auto_picks_attention_for_small_and_topk_for_large_problems():
 
 def test_generation_with_the_clustered_backend_is_seeded():
     image = sidlite.example_image("stripes", 40)
-    a = sidlite.generate(image, patch_size=5, num_scales=2, steps=4, backend="clustered", progress=False)
-    b = sidlite.generate(image, patch_size=5, num_scales=2, steps=4, backend="clustered", progress=False)
+    a = sidlite.generate(image, patch_size=5, num_levels=2, steps=4, backend="clustered", progress=False)
+    b = sidlite.generate(image, patch_size=5, num_levels=2, steps=4, backend="clustered", progress=False)
     assert torch.equal(a, b) and a.shape == (1, *image.shape)
     assert torch.isfinite(a).all()
 

@@ -37,7 +37,7 @@ def vae_folders(tmp_path_factory):
 
 def test_identity_codec_round_trips(photo):
     codec = get_codec(None, photo)
-    assert codec.factor == 1 and codec.name == "pixels"
+    assert codec.cell_size == 1 and codec.name == "pixels"
     assert torch.equal(codec.decode(codec.encode(photo)), photo)
     assert codec.psnr(photo) == math.inf
     assert isinstance(get_codec("pixels"), Codec) and get_codec(codec) is codec
@@ -75,11 +75,11 @@ def test_blocks_round_trip():
     assert torch.equal(blocks_to_image(rows, (3, 16, 24), 8), image)
 
 
-def test_pca_shapes_crop_and_factor(photo):
+def test_pca_shapes_crop_and_cell_size(photo):
     image = photo[:, :70, :100]  # crop to 64 x 96 (multiples of 16)
     codec = get_codec("pca", image)
     z = codec.encode(image)
-    assert codec.factor == 8 and z.shape == (16, 8, 12)
+    assert codec.cell_size == 8 and z.shape == (16, 8, 12)
     assert codec.latent_shape((70, 100)) == (8, 12)
     out = codec.decode(z)
     assert out.shape == codec.crop(image).shape == (3, 64, 96)
@@ -152,9 +152,9 @@ def test_tiled_map_of_cellwise_maps_is_exact(tile, overlap):
 # --- diffusers VAEs (tiny random models built from a config, loaded from folders) ------------------------
 
 @pytest.mark.parametrize("kind", ["kl", "tiny"])
-def test_vae_codec_shapes_factor_and_determinism(vae_folders, photo, kind):
+def test_vae_codec_shapes_cell_size_and_determinism(vae_folders, photo, kind):
     codec = VAECodec(str(vae_folders[kind]), device="cpu")
-    assert codec.factor == 2 and codec.channels == 4
+    assert codec.cell_size == 2 and codec.channels == 4
     assert codec.kind == {"kl": "AutoencoderKL", "tiny": "AutoencoderTiny"}[kind]
     assert (codec.scaling, codec.shift) == ((0.5, 0.1) if kind == "kl" else (1.0, 0.0))
     image = photo[:, :37, :53]  # centre-cropped to 32 x 48 (multiples of 16)

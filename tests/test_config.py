@@ -17,9 +17,9 @@ def test_presets_follow_the_papers_table():
     assert preset("tileable").min_side() == 30 and preset("generate").min_side() == 24
     assert preset("generate", "latent").rho == math.inf and preset("generate", "latent").patch_size == 7
     analogy = preset("analogy")
-    assert (analogy.patch_size, analogy.num_scales, analogy.steps, analogy.sigma_min, analogy.seed) == (11, 3, (10, 10, 50), 1e-2, 1023)
+    assert (analogy.patch_size, analogy.num_levels, analogy.steps, analogy.sigma_min, analogy.seed) == (11, 3, (10, 10, 50), 1e-2, 1023)
     table1 = preset("generate", "table1")
-    assert table1.num_scales == 4 and table1.min_side() is None
+    assert table1.num_levels == 4 and table1.min_side() is None
     assert preset("stylize").steps == 200
 
 
@@ -35,7 +35,7 @@ def test_every_preset_is_listed_by_name():
 @pytest.mark.parametrize("changes,message", [
     (dict(eta=1.5), "eta"), (dict(steps=0), "steps"), (dict(patch_size=0), "patch size"),
     (dict(min_short_side="2Q"), "min_short_side"), (dict(memory_budget="lots"), "memory size"),
-    (dict(num_scales="deep"), "num_scales"), (dict(backend="warp"), "unknown backend")])
+    (dict(num_levels="deep"), "num_levels"), (dict(backend="warp"), "unknown backend")])
 def test_bad_settings_are_one_clear_error(changes, message):
     with pytest.raises(SidliteError, match=message):
         SamplingConfig(**changes)

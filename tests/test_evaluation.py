@@ -197,7 +197,7 @@ def test_load_benchmark(shared_data):
 
 def test_evaluate_returns_one_table(small_image):
     table = evaluate(["copy", "sidlite-auto"], {"cat": small_image, "flip": small_image.flip(2)}, samples_per_image=2,
-                     patch_size=5, num_scales=2, networks=False, keep_samples=True)
+                     patch_size=5, num_levels=2, networks=False, keep_samples=True)
     assert [r["method"] for r in table.rows] == ["copy", "copy", "sidlite-auto", "sidlite-auto"]
     summary = table.summary()
     assert summary["copy"]["layout_distance"][0] < 0.2 < summary["sidlite-auto"]["layout_distance"][0]

@@ -22,7 +22,7 @@ def test_swd_zero_for_identical_and_grows_with_difference(image):
 def test_swd_invariant_to_patch_rearrangement(image):
     """A sample made of the input's halves swapped has almost the same patch distribution."""
     swapped = torch.cat([image[:, :, 28:], image[:, :, :28]], dim=2)
-    assert patch_swd(swapped, image, num_scales=1) < 0.1 * patch_swd(torch.zeros_like(image), image, num_scales=1)
+    assert patch_swd(swapped, image, num_levels=1) < 0.1 * patch_swd(torch.zeros_like(image), image, num_levels=1)
 
 
 def test_pixel_diversity_known_values(image):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from sidlite import SidliteError, build_pyramid, laplacian_blend, pyramid_shapes, resize
-from sidlite.pyramid import auto_num_scales
+from sidlite.pyramid import auto_num_levels
 
 
 def test_shapes_are_ceil_halvings_finest_first():
@@ -13,14 +13,14 @@ def test_shapes_are_ceil_halvings_finest_first():
 def test_min_short_side_floor_keeps_aspect_and_clamps():
     shapes = pyramid_shapes((256, 384), 5, min_short_side=24)
     assert shapes[:4] == [(256, 384), (128, 192), (64, 96), (32, 48)] and shapes[4] == (24, 36)
-    with pytest.raises(SidliteError, match="num_scales <="):
+    with pytest.raises(SidliteError, match="num_levels <="):
         pyramid_shapes((64, 64), 5, min_short_side=24)
 
 
 def test_auto_depth_lands_on_min_short_side():
-    assert auto_num_scales(256, 24) == 5 and auto_num_scales(186, 24) == 4 and auto_num_scales(24, 24) == 1
+    assert auto_num_levels(256, 24) == 5 and auto_num_levels(186, 24) == 4 and auto_num_levels(24, 24) == 1
     with pytest.raises(SidliteError):
-        auto_num_scales(20, 24)
+        auto_num_levels(20, 24)
 
 
 def test_resize_preserves_constants_and_linear_ramps():

@@ -39,18 +39,18 @@ def test_samples_are_new_images_made_of_input_patches(small_image):
 def test_trajectory_records_every_step(small_image):
     model = SingleImageModel(small_image, patch_size=5)
     result = model.sample(seed=0, steps=3, record=True, progress=False)
-    assert len(result.trajectory) == 3 * model.num_scales
+    assert len(result.trajectory) == 3 * model.num_levels
     first = result.trajectory[0]
-    assert first.scale == model.num_scales - 1 and first.t == 3 and first.alpha == 0.0
-    assert torch.equal(result.scales[0], result.image)
+    assert first.level == model.num_levels - 1 and first.t == 3 and first.alpha == 0.0
+    assert torch.equal(result.levels[0], result.image)
     # t = 1 returns the raw (un-blended) estimate, which is the level's result
     last = result.trajectory[-1]
     assert last.t == 1 and torch.equal(last.x_hat, result.image)
-    assert len(trajectory(small_image, patch_size=5, steps=2, progress=False).trajectory) == 2 * model.num_scales
+    assert len(trajectory(small_image, patch_size=5, steps=2, progress=False).trajectory) == 2 * model.num_levels
 
 
 def test_first_step_estimate_is_flat_dataset_mean(small_image):
-    result = SingleImageModel(small_image, patch_size=5, num_scales=1).sample(steps=3, record=True, progress=False)
+    result = SingleImageModel(small_image, patch_size=5, num_levels=1).sample(steps=3, record=True, progress=False)
     centre = result.trajectory[0].x_hat[:, 5:-5, 5:-5]
     expected = small_image.mean((1, 2))  # the mean patch has each channel's mean almost everywhere
     assert (centre.mean((1, 2)) - expected).abs().max() < 0.02
@@ -60,18 +60,18 @@ def test_hooks_constrain_applies_every_step(small_image):
     class Clamp(Hooks):
         calls = 0
 
-        def constrain(self, scale, t, x_hat):
+        def constrain(self, level, t, x_hat):
             Clamp.calls += 1
             return x_hat.clamp(-0.2, 0.2)
 
-    model = SingleImageModel(small_image, patch_size=5, num_scales=2)
+    model = SingleImageModel(small_image, patch_size=5, num_levels=2)
     out = model.sample(steps=3, hooks=Clamp(), progress=False).image
     assert Clamp.calls == 6 and float(out.abs().max()) <= 0.2 + 1e-6
 
 
-def test_num_scales_and_patch_size_errors(small_image):
+def test_num_levels_and_patch_size_errors(small_image):
     with pytest.raises(SidliteError, match="smaller than the"):
-        SingleImageModel(small_image, patch_size=15, num_scales=3)
+        SingleImageModel(small_image, patch_size=15, num_levels=3)
     with pytest.raises(SidliteError, match="smaller than the 41x41 patch"):
         SingleImageModel(small_image, patch_size=41)
     with pytest.raises(SidliteError, match="steps"):
@@ -94,10 +94,10 @@ def test_cuda_without_gpu_is_a_clear_error(small_image):
 
 def test_auto_weighs_the_queries_of_each_level():
     # a 40x40 image (1156 patches of 7x7) generating 200x200 (37636 queries): exact work 43M pairs
-    model = sidlite.SingleImageModel(torch.rand(3, 40, 40) * 2 - 1, patch_size=7, num_scales=2,
+    model = sidlite.SingleImageModel(torch.rand(3, 40, 40) * 2 - 1, patch_size=7, num_levels=2,
                                      output_size=(200, 200))
     assert [d.backend.name for d in model.denoisers] == ["topk", "attention"]
-    same_size = sidlite.SingleImageModel(torch.rand(3, 40, 40) * 2 - 1, patch_size=7, num_scales=2)
+    same_size = sidlite.SingleImageModel(torch.rand(3, 40, 40) * 2 - 1, patch_size=7, num_levels=2)
     assert [d.backend.name for d in same_size.denoisers] == ["attention", "attention"]
 
 

@@ -1,4 +1,4 @@
-"""Unconditional generation in the paper's Table-1 setting (P = 15, 4 scales, T = 10, η = 0) on
+"""Unconditional generation in the paper's Table-1 setting (P = 15, 4 levels, T = 10, η = 0) on
 ../shared/data/sinddm15: seconds per sample, patch SWD, diversity, copy fraction, per backend, and each
 as a ratio to exact attention when that runs too (by default on a GPU; on a CPU one timed step per
 level stands in for its time)."""
@@ -56,7 +56,7 @@ def run(context):
         return
     files = sorted(folder.glob("*.png"))[:images] if images else sorted(folder.glob("*.png"))
     rows = {}
-    first = sidlite.SingleImageModel(sidlite.load_image(files[0]).to(device), patch_size=15, num_scales=4,
+    first = sidlite.SingleImageModel(sidlite.load_image(files[0]).to(device), patch_size=15, num_levels=4,
                                      min_short_side=None, backend="naive", device=device)
     exact = exact_seconds_per_sample(first, 10, device)
     rows["exact_estimate"] = {"image": files[0].stem, "seconds_per_sample": exact}
@@ -67,7 +67,7 @@ def run(context):
         for path in files:
             image = sidlite.load_image(path).to(device)
             start = time.perf_counter()
-            model = sidlite.SingleImageModel(image, patch_size=15, num_scales=4, min_short_side=None,
+            model = sidlite.SingleImageModel(image, patch_size=15, num_levels=4, min_short_side=None,
                                              backend=spec, device=device)
             build = time.perf_counter() - start
             outs, times = [], []
@@ -107,7 +107,7 @@ def markdown(results) -> list[str]:
     t = results.get("table1")
     if t and "skipped" not in t:
         settings = results.get("table1_settings", {})
-        lines += ["## Table-1 setting on sinddm15 (P = 15, 4 scales, T = 10, η = 0)", "",
+        lines += ["## Table-1 setting on sinddm15 (P = 15, 4 levels, T = 10, η = 0)", "",
                   f"{settings.get('samples', '?')} samples per image (seeds 10, 11, …); patch SWD averaged over them, "
                   f"copy fraction over the first {settings.get('copy_samples', 1)}.", "",
                   "| backend | images | s / sample | build s | patch SWD | pixel diversity | copy fraction |",

@@ -19,7 +19,7 @@ from ..pyramid import resize
 
 def space_of(codec: Codec) -> str:
     """The preset space of a codec: 'latent' for any codec that shrinks the image, else 'pixels'."""
-    return "latent" if codec.factor > 1 else "pixels"
+    return "latent" if codec.cell_size > 1 else "pixels"
 
 
 def check_size(size, what: str = "an output size") -> tuple[int, int]:
@@ -41,7 +41,7 @@ def space_size(size: tuple[int, int] | None, codec: Codec) -> tuple[int, int] | 
     if size is None:
         return None
     cells = codec.latent_shape(check_size(size))
-    check(min(cells) >= 1, f"the output size {size} is smaller than one {codec.factor}x{codec.factor} latent cell")
+    check(min(cells) >= 1, f"the output size {size} is smaller than one {codec.cell_size}x{codec.cell_size} latent cell")
     return cells
 
 

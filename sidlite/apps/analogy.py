@@ -28,10 +28,10 @@ class _StartFromInversion(Hooks):
     def __init__(self, coarsest: int, inverted: torch.Tensor, stop: int):
         self.coarsest, self.inverted, self.stop = coarsest, inverted, stop
 
-    def start(self, scale, schedule, noise):
-        if scale == self.coarsest:
+    def start(self, level, schedule, noise):
+        if level == self.coarsest:
             return self.inverted, self.stop
-        return super().start(scale, schedule, noise)
+        return super().start(level, schedule, noise)
 
 
 def _to_short_side(image: torch.Tensor, short: int) -> torch.Tensor:
@@ -52,20 +52,20 @@ def structural_analogy(structure, style, *, noise_level: float | None = 0.5, out
     the :class:`SampleResult` (every level's result) instead of the image.
     """
     config = configure("analogy", "pixels", config, settings)
-    patch_size, num_scales, eta = config.patch_size, config.num_scales, config.eta
+    patch_size, num_levels, eta = config.patch_size, config.num_levels, config.eta
     device = resolve_device(config.device)
     structure, style = as_image(structure).to(device), as_image(style).to(device)
-    check(isinstance(num_scales, int), f"structural analogy needs a whole number of levels, got {num_scales!r}")
+    check(isinstance(num_levels, int), f"structural analogy needs a whole number of levels, got {num_levels!r}")
     check(noise_level is None or 0 < noise_level <= 1, f"noise_level must lie in (0, 1] (or None), got {noise_level}")
-    per_level = config.steps_per_level(num_scales)
+    per_level = config.steps_per_level(num_levels)
     short = output_short_side or min(style.shape[-2:])
     check(isinstance(short, int) and short >= 1, f"output_short_side must be a positive integer, got {short}")
     structure, style = _to_short_side(structure, short), _to_short_side(style, short)
-    style_shapes = pyramid_shapes(tuple(style.shape[-2:]), num_scales)
-    shapes = pyramid_shapes(tuple(structure.shape[-2:]), num_scales)
+    style_shapes = pyramid_shapes(tuple(style.shape[-2:]), num_levels)
+    shapes = pyramid_shapes(tuple(structure.shape[-2:]), num_levels)
     for kind, level in (("style", style_shapes[-1]), ("structure", shapes[-1])):
         check(min(level) >= patch_size, f"the coarsest {kind} level is {level[0]}x{level[1]}, smaller than the "
-                                        f"{patch_size}x{patch_size} patch; use fewer scales, a smaller patch "
+                                        f"{patch_size}x{patch_size} patch; use fewer levels, a smaller patch "
                                         f"size or a larger output_short_side")
     style_levels = build_pyramid(style, style_shapes)
     structure_coarsest = build_pyramid(structure, shapes)[-1]
@@ -76,9 +76,9 @@ def structural_analogy(structure, style, *, noise_level: float | None = 0.5, out
     stop = coarse.index_for_noise_level(noise_level)
     generator = make_generator(config.seed, device)
     inverted = invert(own, structure_coarsest, coarse, stop, generator)
-    etas = [eta] * (num_scales - 1) + [0.0]
+    etas = [eta] * (num_levels - 1) + [0.0]
     result = sample_pyramid(denoisers, shapes, schedules, eta=etas, generator=generator,
-                            hooks=_StartFromInversion(num_scales - 1, inverted, stop), progress=config.progress,
+                            hooks=_StartFromInversion(num_levels - 1, inverted, stop), progress=config.progress,
                             device=device, dtype=style.dtype)
     return result if return_result else result.image
 

@@ -1,8 +1,8 @@
 """Editing and harmonization: paste or paint into the image, re-noise, and denoise with its own patches.
 
 As in SinGAN's editing and harmonization, the edited image enters the coarse-to-fine sampler part way:
-the levels coarser than ``start_scale`` are the edited image's own pyramid levels, fixed; from
-``start_scale`` down to the finest level, each level starts from the edited image at that level
+the levels coarser than ``start_level`` are the edited image's own pyramid levels, fixed; from
+``start_level`` down to the finest level, each level starts from the edited image at that level
 re-noised to ``noise_level`` (x_t = α_t·y' + σ_t·z at the step whose noise level is nearest) and is
 denoised by the *original* image's patch denoisers. What was pasted or painted is thereby redrawn with
 the image's own patches (its texture, colours and lighting), while its layout survives from the levels
@@ -37,40 +37,40 @@ def paste(image, piece, top: int, left: int) -> tuple[torch.Tensor, torch.Tensor
 
 
 class Renoise(Hooks):
-    """Levels coarser than ``start_scale`` fixed to the edited pyramid; the others start from it re-noised."""
+    """Levels coarser than ``start_level`` fixed to the edited pyramid; the others start from it re-noised."""
 
-    def __init__(self, edited_levels: list[torch.Tensor], start_scale: int, noise_level: float):
-        self.levels, self.start_scale, self.noise_level = edited_levels, start_scale, noise_level
+    def __init__(self, edited_levels: list[torch.Tensor], start_level: int, noise_level: float):
+        self.levels, self.start_level, self.noise_level = edited_levels, start_level, noise_level
 
-    def fixed_result(self, scale):
-        return self.levels[scale] if scale > self.start_scale else None
+    def fixed_result(self, level):
+        return self.levels[level] if level > self.start_level else None
 
-    def start(self, scale, schedule, noise):
+    def start(self, level, schedule, noise):
         t = schedule.index_for_noise_level(self.noise_level)
-        return schedule.alphas[t] * self.levels[scale] + schedule.sigmas[t] * noise, t
+        return schedule.alphas[t] * self.levels[level] + schedule.sigmas[t] * noise, t
 
 
-def edit(image, edited, mask=None, *, start_scale: int = 1, noise_level: float = 0.5, keep_outside: bool = True,
+def edit(image, edited, mask=None, *, start_level: int = 1, noise_level: float = 0.5, keep_outside: bool = True,
          feather_width: float | None = None, config: SamplingConfig | None = None, **settings) -> torch.Tensor:
     """Harmonize an edited copy of ``image`` with the original's patches; (3, H, W) in [-1, 1].
 
     ``edited`` is ``image`` with something pasted or painted in (same size). ``mask`` (True = edited)
-    defaults to the pixels where the two differ. ``start_scale`` counts levels from the finest (0) and
+    defaults to the pixels where the two differ. ``start_level`` counts levels from the finest (0) and
     is clamped to the coarsest; a coarser start and a higher ``noise_level`` change more. With
     ``keep_outside`` the result is blended into the input with the mask feathered over
     ``feather_width`` pixels (default P). ``settings`` override ``config`` (default: the 'edit' preset).
     """
     config = configure("edit", "pixels", config, settings)
     check(0 < noise_level <= 1, f"noise_level must lie in (0, 1], got {noise_level}")
-    check(isinstance(start_scale, int) and start_scale >= 0, f"start_scale must be a whole number >= 0, got {start_scale}")
+    check(isinstance(start_level, int) and start_level >= 0, f"start_level must be a whole number >= 0, got {start_level}")
     image, edited = as_image(image), as_image(edited)
     check(edited.shape == image.shape, f"the edited image is {tuple(edited.shape)} but the input is "
                                        f"{tuple(image.shape)}; edit a copy of the same size")
     region = (edited - image).abs().amax(0) > 1e-6 if mask is None else as_mask(mask, tuple(image.shape[-2:]))
     check(bool(region.any()), "the edited image equals the input; paste or paint something first")
     model = SingleImageModel.from_config(image, config)
-    start_scale = min(start_scale, model.num_scales - 1)
-    hooks = Renoise(build_pyramid(edited.to(model.device), model.sample_shapes), start_scale, noise_level)
+    start_level = min(start_level, model.num_levels - 1)
+    hooks = Renoise(build_pyramid(edited.to(model.device), model.sample_shapes), start_level, noise_level)
     result = model.sample(hooks=hooks).image  # the levels Renoise fixes are never built
     if not keep_outside:
         return result

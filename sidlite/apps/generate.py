@@ -30,7 +30,7 @@ def generation_model(image, size: Sequence[int] | None = None, *, latent=None, c
     codec = get_codec(latent, image)
     config = configure("generate", space_of(codec), config, settings)
     size = _check_size(size)
-    if size is not None and codec.factor > 1:
+    if size is not None and codec.cell_size > 1:
         size = codec.latent_shape(size)
         check(min(size) >= 1, f"the output size is smaller than one {codec.multiple}-pixel latent block")
     return codec, SingleImageModel.from_config(codec.encode(image), config, size, keep_levels)

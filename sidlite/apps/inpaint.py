@@ -26,7 +26,7 @@ from ..denoiser import ImageDenoiser, known_patch_grid
 from ..errors import SidliteError, check
 from ..image_io import as_image, save_image
 from ..model import default_min_short_side
-from ..pyramid import auto_num_scales, build_pyramid, pyramid_shapes
+from ..pyramid import auto_num_levels, build_pyramid, pyramid_shapes
 from ..runtime import make_generator, resolve_device
 from ..sampler import Hooks, sample_pyramid
 from ..schedule import Schedule
@@ -39,33 +39,33 @@ class KnownPixels(Hooks):
     def __init__(self, levels: list[torch.Tensor], known: list[torch.Tensor]):
         self.levels, self.known = levels, known
 
-    def constrain(self, scale: int, t: int, x_hat: torch.Tensor) -> torch.Tensor:
-        return torch.where(self.known[scale], self.levels[scale], x_hat)
+    def constrain(self, level: int, t: int, x_hat: torch.Tensor) -> torch.Tensor:
+        return torch.where(self.known[level], self.levels[level], x_hat)
 
 
-def _levels_with_patches(shape, hole, patch_size, num_scales, min_short_side):
+def _levels_with_patches(shape, hole, patch_size, num_levels, min_short_side):
     """Pyramid shapes and per-level known masks, with every level keeping at least one intact patch.
 
-    With num_scales='auto' the pyramid is made shallower until that holds (a big hole swallows the
+    With num_levels='auto' the pyramid is made shallower until that holds (a big hole swallows the
     small coarse levels); an explicit depth that cannot hold raises.
     """
     m = default_min_short_side(patch_size) if min_short_side is None else min_short_side
     short = min(shape)
     check(short >= patch_size, f"the image ({shape[0]}x{shape[1]}) is smaller than the {patch_size}x{patch_size} "
                                f"patch; use a smaller --patch-size")
-    depth = auto_num_scales(short, min(m, short)) if num_scales == "auto" else num_scales
-    check(isinstance(depth, int) and depth >= 1, f"num_scales must be 'auto' or an integer >= 1, got {num_scales!r}")
+    depth = auto_num_levels(short, min(m, short)) if num_levels == "auto" else num_levels
+    check(isinstance(depth, int) and depth >= 1, f"num_levels must be 'auto' or an integer >= 1, got {num_levels!r}")
     while depth >= 1:
         shapes = pyramid_shapes(shape, depth, m)
         holes = region_pyramid(hole, shapes)
         fits = all(min(s) >= patch_size for s in shapes)
         if fits and all(bool(known_patch_grid(~h, patch_size).any()) for h in holes):
             return shapes, [~h for h in holes]
-        if num_scales != "auto":
+        if num_levels != "auto":
             break
         depth -= 1
     raise SidliteError(f"the hole leaves no intact {patch_size}x{patch_size} patch at some pyramid level; "
-                       f"use a smaller hole, a smaller patch size or fewer scales")
+                       f"use a smaller hole, a smaller patch size or fewer levels")
 
 
 def inpaint(image, mask, *, config: SamplingConfig | None = None, **settings) -> torch.Tensor:
@@ -82,7 +82,7 @@ def inpaint(image, mask, *, config: SamplingConfig | None = None, **settings) ->
     hole = as_mask(mask, tuple(image.shape[-2:]), "mask").cpu()
     check(bool(hole.any()), "the mask marks no pixel to fill; light (white) pixels mark the hole")
     check(not bool(hole.all()), "the mask covers the whole image; leave some known pixels to fill from")
-    shapes, known = _levels_with_patches(tuple(image.shape[-2:]), hole, patch_size, config.num_scales,
+    shapes, known = _levels_with_patches(tuple(image.shape[-2:]), hole, patch_size, config.num_levels,
                                          config.min_side())
     known = [k.to(device) for k in known]
     levels = build_pyramid(smooth_fill(image, hole), shapes)

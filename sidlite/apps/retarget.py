@@ -28,8 +28,8 @@ class FixedLayout(Hooks):
         self.coarsest = coarsest
         self.layout = layout
 
-    def fixed_result(self, scale: int) -> torch.Tensor | None:
-        return self.layout if scale == self.coarsest else None
+    def fixed_result(self, level: int) -> torch.Tensor | None:
+        return self.layout if level == self.coarsest else None
 
 
 def retarget(image, size: Sequence[int], *, config: SamplingConfig | None = None, **settings) -> torch.Tensor:
@@ -43,10 +43,10 @@ def retarget(image, size: Sequence[int], *, config: SamplingConfig | None = None
     size = check_size(size)
     image = as_image(image)
     model = SingleImageModel.from_config(image, config, size)
-    check(model.num_scales >= 2, "retargeting needs at least 2 scales (the coarsest is the fixed layout); "
+    check(model.num_levels >= 2, "retargeting needs at least 2 levels (the coarsest is the fixed layout); "
                                  "use a larger image or a smaller patch size")
     layout = build_pyramid(resize(image.to(model.device), size), model.sample_shapes)[-1]
-    return model.sample(hooks=FixedLayout(model.num_scales - 1, layout)).image
+    return model.sample(hooks=FixedLayout(model.num_levels - 1, layout)).image
 
 
 def demo(folder, quick: bool = False) -> tuple[str, str, list[str]]:

@@ -2,7 +2,7 @@
 guidance term pushes every estimate x̂₀ up the gradient of a score (CLIP for a text prompt, or a
 weight-free objective such as a colour palette or a texture's patch statistics).
 
-Single scale, at the image's own resolution, in float32 (the only application that takes a gradient).
+A single level, at the image's own resolution, in float32 (the only application that takes a gradient).
 The denoiser keeps the result made of the image's own patches; the guidance decides which ones.
 """
 from __future__ import annotations
@@ -27,10 +27,10 @@ class _GuidedFromInversion(Hooks):
     def __init__(self, inverted: torch.Tensor, stop: int, schedule: Schedule, guidance: Guidance):
         self.inverted, self.stop, self.schedule, self.guidance = inverted, stop, schedule, guidance
 
-    def start(self, scale, schedule, noise):
+    def start(self, level, schedule, noise):
         return self.inverted, self.stop
 
-    def constrain(self, scale, t, x_hat):
+    def constrain(self, level, t, x_hat):
         return self.guidance.guide(x_hat, self.schedule.sigmas[t], self.schedule.sigmas[self.stop])
 
 

@@ -50,7 +50,7 @@ class Mirror(Hooks):
         mirror(torch.zeros(1, 2, 2), axis, source)  # validate once, before any sampling
         self.axis, self.source = axis, source
 
-    def constrain(self, scale: int, t: int, x_hat: torch.Tensor) -> torch.Tensor:
+    def constrain(self, level: int, t: int, x_hat: torch.Tensor) -> torch.Tensor:
         return mirror(x_hat, self.axis, self.source)
 
 

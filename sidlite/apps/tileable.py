@@ -77,7 +77,7 @@ class ShiftBlend(Hooks):
         self.direction, self.num_shifts = direction, num_shifts
         self.layouts: dict[tuple[int, int], list] = {}
 
-    def estimate(self, scale, denoiser, x_t, alpha, sigma):
+    def estimate(self, level, denoiser, x_t, alpha, sigma):
         shape = tuple(x_t.shape[-2:])
         if shape not in self.layouts:
             self.layouts[shape] = shift_masks(*shape, self.direction, self.num_shifts)

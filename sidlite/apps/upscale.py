@@ -1,4 +1,4 @@
-"""Super-resolution: the low-resolution input is the coarse scale, and finer scales are sampled at
+"""Super-resolution: the low-resolution input is the coarsest level, and finer levels are sampled at
 upscaled sizes with the input's own patches as the dataset.
 
 This is the coarse-to-fine sampler with its coarsest level fixed to the input and every finer level
@@ -53,21 +53,21 @@ class FromInput(Hooks):
         self.results = {coarsest: image}
         self.coarsest, self.noise_level, self.iterations = coarsest, noise_level, iterations
 
-    def fixed_result(self, scale):
-        return self.results[scale] if scale == self.coarsest else None
+    def fixed_result(self, level):
+        return self.results[level] if level == self.coarsest else None
 
-    def start(self, scale, schedule, noise):
+    def start(self, level, schedule, noise):
         if self.noise_level is None:
-            return super().start(scale, schedule, noise)
+            return super().start(level, schedule, noise)
         t = schedule.index_for_noise_level(self.noise_level)
-        below = resize(self.results[scale + 1], tuple(noise.shape[-2:]))
+        below = resize(self.results[level + 1], tuple(noise.shape[-2:]))
         return schedule.alphas[t] * below + schedule.sigmas[t] * noise, t
 
-    def constrain(self, scale, t, x_hat):
+    def constrain(self, level, t, x_hat):
         if t != 1:
             return x_hat
-        self.results[scale] = back_project(x_hat, self.results[scale + 1], self.iterations)
-        return self.results[scale]
+        self.results[level] = back_project(x_hat, self.results[level + 1], self.iterations)
+        return self.results[level]
 
 
 def upscale(image, factor: float = 2.0, *, noise_level: float | None = 0.5, consistency: int = 4,

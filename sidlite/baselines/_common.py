@@ -12,13 +12,13 @@ from ..pyramid import resize
 from ..runtime import make_generator
 
 
-def level_shapes(size: tuple[int, int], factor: float, coarsest: int) -> list[tuple[int, int]]:
-    """Shapes finest first, each ``factor`` times the last, down to the last short side >= ``coarsest``."""
-    check(0 < factor < 1, f"the pyramid factor must lie in (0, 1), got {factor}")
+def level_shapes(size: tuple[int, int], ratio: float, coarsest: int) -> list[tuple[int, int]]:
+    """Shapes finest first, each ``ratio`` times the last, down to the last short side >= ``coarsest``."""
+    check(0 < ratio < 1, f"the pyramid ratio must lie in (0, 1), got {ratio}")
     height, width = size
     check(min(height, width) >= coarsest, f"the {height}x{width} image is smaller than the coarsest level ({coarsest} px)")
-    levels = max(1, 1 + int(math.floor(math.log(coarsest / min(height, width)) / math.log(factor) + 1e-9)))
-    return [(max(1, round(height * factor ** l)), max(1, round(width * factor ** l))) for l in range(levels)]
+    levels = max(1, 1 + int(math.floor(math.log(coarsest / min(height, width)) / math.log(ratio) + 1e-9)))
+    return [(max(1, round(height * ratio ** l)), max(1, round(width * ratio ** l))) for l in range(levels)]
 
 
 def output_shapes(shapes: list[tuple[int, int]], size: tuple[int, int] | None) -> list[tuple[int, int]]:
@@ -29,12 +29,12 @@ def output_shapes(shapes: list[tuple[int, int]], size: tuple[int, int] | None) -
     return [(max(1, round(h * fy)), max(1, round(w * fx))) for h, w in shapes]
 
 
-def noisy_pyramid_start(image, factor: float, coarsest: int, patch_size: int, size: tuple[int, int] | None,
+def noisy_pyramid_start(image, ratio: float, coarsest: int, patch_size: int, size: tuple[int, int] | None,
                         seed: int, noise: float):
     """The input as a float CPU image, its level shapes and levels (finest first), the output shapes, the
     seeded generator, and the start: the coarsest level (resized to the output's) plus noise of std 2·noise."""
     image = as_image(image).float().cpu()
-    shapes = level_shapes(tuple(image.shape[1:]), factor, max(coarsest, patch_size))
+    shapes = level_shapes(tuple(image.shape[1:]), ratio, max(coarsest, patch_size))
     outs = output_shapes(shapes, size)
     levels = [image if l == 0 else resize(image, shape) for l, shape in enumerate(shapes)]
     generator = make_generator(seed)

@@ -48,7 +48,7 @@ def patch_swd_loss(sample: torch.Tensor, target_patches: torch.Tensor, direction
 
 
 def gpdm(image, *, size: tuple[int, int] | None = None, seed: int = 0, patch_size: int = 7,
-         factor: float = 0.75, coarsest: int = 21, noise: float = 0.75, steps: int = 100,
+         ratio: float = 0.75, coarsest: int = 21, noise: float = 0.75, steps: int = 100,
          num_projections: int = 64, lr: float = 0.05) -> torch.Tensor:
     """One GPDM sample (3, H, W) in [-1, 1] from one image.
 
@@ -57,7 +57,7 @@ def gpdm(image, *, size: tuple[int, int] | None = None, seed: int = 0, patch_siz
     SWD with ``num_projections`` random unit directions drawn afresh each step.
     """
     check(isinstance(steps, int) and steps >= 1, f"steps must be an integer >= 1, got {steps}")
-    image, shapes, levels, outs, generator, x = noisy_pyramid_start(image, factor, coarsest, patch_size, size, seed, noise)
+    image, shapes, levels, outs, generator, x = noisy_pyramid_start(image, ratio, coarsest, patch_size, size, seed, noise)
     dim = image.shape[0] * patch_size ** 2
     for l in range(len(shapes) - 1, -1, -1):
         if l < len(shapes) - 1:

@@ -91,7 +91,7 @@ def normalized_nearest(queries: torch.Tensor, keys: torch.Tensor, alpha: float =
 
 @torch.no_grad()
 def gpnn(image, *, size: tuple[int, int] | None = None, seed: int = 0, patch_size: int = 7,
-         alpha: float = 0.005, factor: float = 0.75, coarsest: int = 14, noise: float = 0.75,
+         alpha: float = 0.005, ratio: float = 0.75, coarsest: int = 14, noise: float = 0.75,
          iterations: int = 10, search: str = "auto") -> torch.Tensor:
     """One GPNN sample (3, H, W) in [-1, 1] from one image.
 
@@ -101,7 +101,7 @@ def gpnn(image, *, size: tuple[int, int] | None = None, seed: int = 0, patch_siz
     """
     check(search in ("exact", "approx", "auto"), f"search must be 'exact', 'approx' or 'auto', got {search!r}")
     check(isinstance(iterations, int) and iterations >= 1, f"iterations must be an integer >= 1, got {iterations}")
-    image, shapes, levels, outs, generator, x = noisy_pyramid_start(image, factor, coarsest, patch_size, size, seed, noise)
+    image, shapes, levels, outs, generator, x = noisy_pyramid_start(image, ratio, coarsest, patch_size, size, seed, noise)
     channels = image.shape[0]
     for l in range(len(shapes) - 1, -1, -1):
         values = extract_patches(levels[l], patch_size).contiguous()

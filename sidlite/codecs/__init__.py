@@ -1,7 +1,7 @@
 """Codecs map an image to the space the sampler works in and back: pixels, a weight-free latent, a VAE.
 
 Every codec has ``encode(image (3, H, W) in [-1, 1]) -> (C', H', W')``, ``decode(latent, periodic=False)
--> image``, ``factor`` (pixels per latent cell along a side), ``crop(image)`` (what ``encode`` codes) and
+-> image``, ``cell_size`` (pixels per latent cell along a side), ``crop(image)`` (what ``encode`` codes) and
 ``psnr(image)`` (round-trip quality). :func:`get_codec` builds one from a short spec:
 
 * None or 'pixels': the identity;

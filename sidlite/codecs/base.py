@@ -1,7 +1,7 @@
 """The codec interface every space shares (pixels, the weight-free latent, a VAE) and its identity member.
 
 A codec maps an image (3, H, W) in [-1, 1] to the array the sampler works on, ``encode``, and back,
-``decode``. ``factor`` is how many pixels one latent cell spans along each side. Codecs that need sides
+``decode``. ``cell_size`` is how many pixels one latent cell spans along each side. Codecs that need sides
 of a given multiple centre-crop the image first (:meth:`Codec.crop`), so ``decode(encode(x))`` has the
 shape of ``crop(x)``, and :meth:`Codec.psnr` measures the round trip against that crop.
 """
@@ -39,7 +39,7 @@ class Codec:
     """Identity: the sampler works on pixels. Subclasses override ``encode``/``decode`` (and ``fit``)."""
 
     name = "pixels"
-    factor = 1  # pixels per latent cell along each side
+    cell_size = 1  # pixels per latent cell along each side
     multiple = 1  # encode centre-crops the image so both sides are multiples of this
     blockwise = True  # each latent cell decodes on its own, so a latent can be decoded in bands
 
@@ -60,13 +60,13 @@ class Codec:
         return latent
 
     def latent_shape(self, size: tuple[int, int]) -> tuple[int, int]:
-        """The latent (h, w) of an (H, W) pixel image: crop to multiples, then divide by ``factor``."""
-        return (size[0] // self.multiple * self.multiple // self.factor,
-                size[1] // self.multiple * self.multiple // self.factor)
+        """The latent (h, w) of an (H, W) pixel image: crop to multiples, then divide by ``cell_size``."""
+        return (size[0] // self.multiple * self.multiple // self.cell_size,
+                size[1] // self.multiple * self.multiple // self.cell_size)
 
     def psnr(self, image: torch.Tensor) -> float:
         """Reconstruction PSNR (dB) of ``decode(encode(image))`` against the cropped image, both clamped to [-1, 1]."""
         return psnr(self.decode(self.encode(image)).clamp(-1, 1), self.crop(image).clamp(-1, 1))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, factor={self.factor})"
+        return f"{type(self).__name__}(name={self.name!r}, cell_size={self.cell_size})"

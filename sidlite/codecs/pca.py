@@ -58,7 +58,7 @@ class BlockPCACodec(Codec):
         check(isinstance(multiple, int) and multiple % block == 0,
               f"the crop multiple must be a multiple of the block side {block}, got {multiple}")
         self.channels = channels
-        self.factor = block
+        self.cell_size = block
         self.multiple = multiple
         self.scale = scale if scale is not None else math.sqrt(channels / (3 * block * block))
         check(self.scale > 0, f"the latent scale must be positive, got {self.scale}")
@@ -69,7 +69,7 @@ class BlockPCACodec(Codec):
     def _bands(self, image: torch.Tensor) -> list[torch.Tensor]:
         """The cropped image in bands of whole block rows (about 2²² values each): bounded temporaries."""
         cropped = self.crop(image)
-        rows = max(1, 2 ** 22 // (cropped.shape[0] * cropped.shape[2] * self.factor)) * self.factor
+        rows = max(1, 2 ** 22 // (cropped.shape[0] * cropped.shape[2] * self.cell_size)) * self.cell_size
         return [cropped[:, top:top + rows] for top in range(0, cropped.shape[1], rows)]
 
     def fit(self, image: torch.Tensor) -> "BlockPCACodec":
@@ -80,11 +80,11 @@ class BlockPCACodec(Codec):
         """
         check(image.dim() == 3 and image.shape[0] == 3, f"the PCA latent codes RGB (3, H, W) images, got {tuple(image.shape)}")
         bands = self._bands(image)
-        count = sum(band.shape[1] * band.shape[2] for band in bands) // self.factor ** 2
-        mean = sum(image_to_blocks(band.double(), self.factor).sum(0) for band in bands) / count
+        count = sum(band.shape[1] * band.shape[2] for band in bands) // self.cell_size ** 2
+        mean = sum(image_to_blocks(band.double(), self.cell_size).sum(0) for band in bands) / count
         covariance = torch.zeros(mean.shape[0], mean.shape[0], dtype=torch.float64, device=mean.device)
         for band in bands:
-            centred = image_to_blocks(band.double(), self.factor) - mean
+            centred = image_to_blocks(band.double(), self.cell_size) - mean
             covariance.addmm_(centred.T, centred)
         covariance /= count
         # NumPy's LAPACK call: milliseconds for 192 x 192, where torch's CPU eigh can take seconds to start
@@ -112,8 +112,8 @@ class BlockPCACodec(Codec):
         mean, basis = self.mean.to(image), self.basis.to(image)
         out = []
         for band in self._bands(image):
-            codes = (image_to_blocks(band, self.factor) - mean) @ basis * self.scale
-            out.append(codes.T.reshape(self.channels, band.shape[1] // self.factor, band.shape[2] // self.factor))
+            codes = (image_to_blocks(band, self.cell_size) - mean) @ basis * self.scale
+            out.append(codes.T.reshape(self.channels, band.shape[1] // self.cell_size, band.shape[2] // self.cell_size))
         return torch.cat(out, dim=1).contiguous()
 
     def decode(self, latent: torch.Tensor, periodic: bool = False) -> torch.Tensor:
@@ -124,8 +124,8 @@ class BlockPCACodec(Codec):
         _, h, w = latent.shape
         codes = latent.reshape(self.channels, h * w).T / self.scale
         rows = codes @ self.basis.to(codes).T + self.mean.to(codes)
-        return blocks_to_image(rows, (3, h * self.factor, w * self.factor), self.factor).clamp(-1, 1)
+        return blocks_to_image(rows, (3, h * self.cell_size, w * self.cell_size), self.cell_size).clamp(-1, 1)
 
     def __repr__(self) -> str:
         state = "fitted" if self.basis is not None else "not fitted"
-        return f"BlockPCACodec(channels={self.channels}, block={self.factor}, scale={self.scale:.4f}, {state})"
+        return f"BlockPCACodec(channels={self.channels}, block={self.cell_size}, scale={self.scale:.4f}, {state})"

@@ -38,7 +38,7 @@ def tiled_map(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, cells
     """Apply ``fn`` ((1, C, h, w) -> (1, C', h', w')) to ``x`` (1, C, H, W) tile by tile and blend.
 
     ``cells`` is the latent grid (h, w); one cell is ``in_per_cell`` input samples and ``out_per_cell``
-    output samples per side (encode: factor and 1; decode: 1 and factor).
+    output samples per side (encode: cell_size and 1; decode: 1 and cell_size).
     """
     rows, cols = cells
     out = torch.zeros(1, out_channels, rows * out_per_cell, cols * out_per_cell, dtype=torch.float64, device=x.device)

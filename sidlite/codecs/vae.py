@@ -153,11 +153,11 @@ class VAECodec(Codec):
         config = self.model.config
         self.kind = type(self.model).__name__
         levels = config.get("encoder_block_out_channels") or config["block_out_channels"]
-        self.factor = 2 ** (len(levels) - 1)
+        self.cell_size = 2 ** (len(levels) - 1)
         self.channels = int(config["latent_channels"])
         self.scaling = float(config.get("scaling_factor") or 1.0)
         self.shift = float(config.get("shift_factor") or 0.0)
-        check(multiple % self.factor == 0, f"the crop multiple {multiple} must be a multiple of the VAE's factor {self.factor}")
+        check(multiple % self.cell_size == 0, f"the crop multiple {multiple} must be a multiple of the VAE's cell size {self.cell_size}")
         check(tile is None or tile > overlap >= 0, f"tiles need tile > overlap >= 0, got tile={tile}, overlap={overlap}")
         self.multiple = multiple
         self.tile, self.overlap = tile, overlap
@@ -178,9 +178,9 @@ class VAECodec(Codec):
         """(3, H, W) in [-1, 1] -> (channels, H'/f, W'/f) scaled latent (float32, on the image's device)."""
         check(image.dim() == 3 and image.shape[0] == 3, f"the VAE encodes RGB (3, H, W) images, got {tuple(image.shape)}")
         x = self.crop(image)[None].to(self.device, self.dtype)
-        cells = (x.shape[-2] // self.factor, x.shape[-1] // self.factor)
+        cells = (x.shape[-2] // self.cell_size, x.shape[-1] // self.cell_size)
         if self._tiled(cells):
-            z = tiled_map(self._encoder, x, cells, self.factor, 1, self.channels, self.tile, self.overlap)
+            z = tiled_map(self._encoder, x, cells, self.cell_size, 1, self.channels, self.tile, self.overlap)
         else:
             z = self._encoder(x)
         return ((z.float() - self.shift) * self.scaling)[0].to(image.device)
@@ -195,11 +195,11 @@ class VAECodec(Codec):
             with circular_padding(self.model.decoder):
                 image = self._decoder(z)
         elif self._tiled(cells):
-            image = tiled_map(self._decoder, z, cells, 1, self.factor, 3, self.tile, self.overlap)
+            image = tiled_map(self._decoder, z, cells, 1, self.cell_size, 3, self.tile, self.overlap)
         else:
             image = self._decoder(z)
         return image[0].float().clamp(-1, 1).to(latent.device)
 
     def __repr__(self) -> str:
-        return (f"VAECodec({self.source!r}, {self.kind}, channels={self.channels}, factor={self.factor}, "
+        return (f"VAECodec({self.source!r}, {self.kind}, channels={self.channels}, cell_size={self.cell_size}, "
                 f"scaling={self.scaling}, shift={self.shift})")

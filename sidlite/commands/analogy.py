@@ -22,7 +22,7 @@ def register(subparsers) -> None:
                         help="how far the structure is inverted, in (0, 1]: low keeps more of it (default 0.5)")
     parser.add_argument("--short-side", type=positive_int, default=None,
                         help="short side of the output in pixels (default: the style image's)")
-    parser.add_argument("--scales", type=positive_int, default=None, help="pyramid levels (default: the preset's 3)")
+    parser.add_argument("--levels", type=positive_int, default=None, help="pyramid levels (default: the preset's 3)")
     add_sampling(parser, "analogy", steps_per_level=True)
     parser.set_defaults(run=run)
 
@@ -32,11 +32,11 @@ def run(args) -> None:
     structure = read_input(SimpleNamespace(input=args.structure, max_side=args.max_side))
     style = read_input(SimpleNamespace(input=args.style, max_side=args.max_side))
     settings = sampling_settings(args)
-    if args.scales is not None:
-        settings["num_scales"] = args.scales
+    if args.levels is not None:
+        settings["num_levels"] = args.levels
     config = configure("analogy", "pixels", settings.pop("config", None), settings)
-    check(isinstance(config.steps, int) or len(config.steps) == config.num_scales,
-          f"--steps takes one value or one per level ({config.num_scales}), got {len(config.steps)}")
+    check(isinstance(config.steps, int) or len(config.steps) == config.num_levels,
+          f"--steps takes one value or one per level ({config.num_levels}), got {len(config.steps)}")
     out = structural_analogy(structure, style, noise_level=args.noise_level, output_short_side=args.short_side,
                              config=config)
     save_all([out], paths, args.overwrite)

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     what.add_argument("--paste", metavar="FILE", help="an image to paste into the input (needs --at)")
     parser.add_argument("--at", nargs=2, type=int, metavar=("ROW", "COL"), help="top-left corner for --paste")
     parser.add_argument("--mask", metavar="FILE", help="light pixels mark the edited region (default: where the images differ)")
-    parser.add_argument("--start-scale", type=int, default=1, help="pyramid level re-noised first, 0 = finest (default 1)")
+    parser.add_argument("--start-level", type=int, default=1, help="pyramid level re-noised first, 0 = finest (default 1)")
     parser.add_argument("--noise-level", type=noise_level, default=0.5, help="noise level in (0, 1] to re-noise to (default 0.5)")
     parser.add_argument("--no-keep-outside", action="store_true",
                         help="do not composite the result back onto the input outside the (feathered) edit")
@@ -35,6 +35,6 @@ def run(args) -> None:
         edited, mask = paste(image, load_image(args.paste), *args.at)
     else:
         edited, mask = load_image(args.edited), None
-    result = edit(image, edited, args.mask or mask, start_scale=args.start_scale, noise_level=args.noise_level,
+    result = edit(image, edited, args.mask or mask, start_level=args.start_level, noise_level=args.noise_level,
                   keep_outside=not args.no_keep_outside, **sampling_settings(args))
     save_all([result], paths, args.overwrite)

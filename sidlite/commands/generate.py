@@ -29,7 +29,7 @@ def run(args) -> None:
     if args.plan:
         print(model.plan.table())
         return
-    height, width = (side * codec.factor for side in model.sample_shapes[0])
+    height, width = (side * codec.cell_size for side in model.sample_shapes[0])
     check_disk_space(paths[0], height, width, len(paths))
     for index, path in enumerate(paths):
         result = model.sample(model.config.seed + index).image

@@ -12,9 +12,9 @@ import torch
 from .. import metrics as M
 from ..errors import SidliteError, check
 
-# The paper's Table-1 setting (efficient-SID, configs/uncond/paper_sinddm15.yaml): P = 15, 4 scales,
+# The paper's Table-1 setting (efficient-SID, configs/uncond/paper_sinddm15.yaml): P = 15, 4 levels,
 # T = 10, η = 0; seeds from 10.
-TABLE1 = {"patch_size": 15, "num_scales": 4, "steps": 10, "eta": 0.0}
+TABLE1 = {"patch_size": 15, "num_levels": 4, "steps": 10, "eta": 0.0}
 
 # Quoted from the paper's Table 1 (via a secondary summary, see /reference): mean ± std over the 15
 # images, 50 samples each; time per sample on an RTX A6000. None: not reported.
@@ -43,7 +43,7 @@ def _sidlite(name, backend, steps=None, eta=None, note=""):
     def prepare(image, settings):
         import sidlite
 
-        return sidlite.SingleImageModel(image, patch_size=settings["patch_size"], num_scales=settings["num_scales"],
+        return sidlite.SingleImageModel(image, patch_size=settings["patch_size"], num_levels=settings["num_levels"],
                                         min_short_side=None, backend=backend, device=settings["device"])
 
     def sample(model, seed, settings):
@@ -68,8 +68,8 @@ def methods() -> dict[str, Method]:
         _sidlite("sidlite-auto", "auto", note="auto: exact on small levels, top-k ANN (k=5) above"),
         _sidlite("sidlite-T40-eta1", "auto", steps=40, eta=1.0,
                  note="T=40, η=1 with the auto backend (the paper ran it exact)"),
-        _baseline("gpnn", gpnn, "GPNN: P=7, α=0.005, 10 iterations per level, factor 3/4"),
-        _baseline("gpdm", gpdm, "GPDM: P=7, 64 directions, 100 Adam steps per level, factor 3/4"),
+        _baseline("gpnn", gpnn, "GPNN: P=7, α=0.005, 10 iterations per level, ratio 3/4"),
+        _baseline("gpdm", gpdm, "GPDM: P=7, 64 directions, 100 Adam steps per level, ratio 3/4"),
         _baseline("copy", copy_baseline, "the input shifted by up to 10 % of each side"),
     ]}
 
@@ -184,13 +184,13 @@ def measure(samples: torch.Tensor, reference: torch.Tensor, *, inception=None, l
 
 def evaluate(method, images: dict[str, torch.Tensor], *, samples_per_image: int = 2, seeds: list[int] | None = None,
              device: str | torch.device = "cpu", patch_size: int = TABLE1["patch_size"],
-             num_scales: int = TABLE1["num_scales"], steps: int = TABLE1["steps"], eta: float = TABLE1["eta"],
+             num_levels: int = TABLE1["num_levels"], steps: int = TABLE1["steps"], eta: float = TABLE1["eta"],
              networks: str | bool = "auto", keep_samples: bool = False, exact_metrics: bool = False,
              baseline_options: dict | None = None, progress: bool = False) -> EvaluationTable:
     """Run one method (a name of :func:`methods`, a :class:`Method`) or a list of them over ``images``
     ({name: (3, H, W) tensor in [-1, 1]}) and return one :class:`EvaluationTable`.
 
-    Defaults are the paper's Table-1 setting (P = 15, 4 scales, T = 10, η = 0); sample i of every
+    Defaults are the paper's Table-1 setting (P = 15, 4 levels, T = 10, η = 0); sample i of every
     image uses seed ``seeds[i]`` (default 10 + i). Seconds per sample include the per-image set-up
     (model or index building) divided over the samples. SIFID and LPIPS diversity are measured when
     their weights are found on disk (``networks='auto'``), always (``'require'``: else the error says
@@ -211,7 +211,7 @@ def evaluate(method, images: dict[str, torch.Tensor], *, samples_per_image: int 
             resolved.append(known[m])
         else:
             raise SidliteError(f"unknown method {m!r}; choose from {', '.join(known)}")
-    settings = {"patch_size": patch_size, "num_scales": num_scales, "steps": steps, "eta": eta,
+    settings = {"patch_size": patch_size, "num_levels": num_levels, "steps": steps, "eta": eta,
                 "device": str(device), "samples_per_image": samples_per_image, "seeds": seeds,
                 **(baseline_options or {})}
     inception, lpips = _networks(networks)
