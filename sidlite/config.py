@@ -36,6 +36,7 @@ class SamplingConfig:
     memory_budget: int | str | None = None
     query_stride: int | str = "auto"
     progress: bool = True
+    batch_size: int = 1  # samples run through each step together (one index, larger products)
 
     def __post_init__(self):
         check(isinstance(self.patch_size, int) and self.patch_size >= 1,
@@ -51,6 +52,8 @@ class SamplingConfig:
         check(isinstance(self.seed, int), f"seed must be a whole number, got {self.seed!r}")
         check(self.query_stride == "auto" or (isinstance(self.query_stride, int) and self.query_stride >= 1),
               f"query stride must be 'auto' or a whole number >= 1, got {self.query_stride!r}")
+        check(isinstance(self.batch_size, int) and self.batch_size >= 1,
+              f"batch size must be a whole number >= 1, got {self.batch_size!r}")
         if self.memory_budget is not None:
             parse_bytes(self.memory_budget)
         self.min_side()

@@ -87,25 +87,34 @@ class ImageDenoiser:
         return max(1, min(rows, budget // self.bytes_per_grid_row(width)))
 
     def __call__(self, x_t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
-        """The image estimate x̂₀ for a noisy (C, H, W) image at (α, σ)."""
-        check(x_t.dim() == 3 and x_t.shape[0] == self.channels,
-              f"the image has {x_t.shape[0]} channels, the dataset {self.channels}")
-        channels, height, width = x_t.shape
+        """The image estimate x̂₀ of a noisy (C, H, W) image, or of a (B, C, H, W) batch, at (α, σ).
+
+        A batch's queries meet the backend together (one index, B times larger products); each band
+        then holds 1/B as many grid rows, so a band's memory does not grow with the batch.
+        """
+        check(x_t.dim() in (3, 4) and x_t.shape[-3] == self.channels,
+              f"expected a ({self.channels}, H, W) image or a batch of them, got shape {tuple(x_t.shape)}")
+        images = x_t if x_t.dim() == 4 else x_t[None]
+        count, channels, height, width = images.shape
         p, s = self.patch_size, self.query_stride
         rows, _ = patch_grid(height, width, p, s)
-        band = self.rows_per_band(height, width)
+        band = max(1, self.rows_per_band(height, width) // count)
         window = self.window.to(x_t.device, x_t.dtype)
-        numerator = torch.zeros_like(x_t)
+        numerator = torch.zeros_like(images)
         for first in range(0, rows, band):
             last = min(rows, first + band)
             top, bottom = first * s, (last - 1) * s + p
-            estimates = self.backend.denoise(extract_patches(x_t[:, top:bottom], p, s), alpha, sigma)
-            estimates.mul_(window)
-            numerator[:, top:bottom] += F.fold(estimates.T.contiguous()[None], (bottom - top, width), p, stride=s)[0]
+            queries = torch.cat([extract_patches(image[:, top:bottom], p, s) for image in images])
+            estimates = self.backend.denoise(queries, alpha, sigma)
+            del queries
+            columns = estimates.mul_(window).view(count, -1, estimates.shape[1]).transpose(1, 2).contiguous()
+            del estimates  # fold reads (B, D, M); col2im on the transposed view would be slower than this copy
+            numerator[:, :, top:bottom] += F.fold(columns, (bottom - top, width), p, stride=s)
         device = str(x_t.device)
         coverage = (axis_coverage(height, p, s, self.rho, x_t.dtype, device)[:, None]
                     * axis_coverage(width, p, s, self.rho, x_t.dtype, device)[None, :])
-        return torch.nan_to_num(numerator.div_(coverage), nan=0.0)
+        estimate = torch.nan_to_num(numerator.div_(coverage), nan=0.0)
+        return estimate if x_t.dim() == 4 else estimate[0]
 
     def __repr__(self) -> str:
         return f"ImageDenoiser(P={self.patch_size}, rho={self.rho}, backend={self.backend!r})"

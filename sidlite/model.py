@@ -110,10 +110,11 @@ class SingleImageModel:
         self.rho = rho
         self.config = SamplingConfig(patch_size, num_levels, min_short_side, rho, backend=parse_backend(backend, **backend_options),
                                      device=str(self.device), memory_budget=memory_budget, query_stride=query_stride)
-        self.plan: Plan = plan_levels(self.reference_shapes, self.sample_shapes, image.shape[0], patch_size,
-                                      parse_backend(backend, **backend_options),
-                                      device=self.device, memory_budget=memory_budget, query_stride=query_stride,
-                                      keep_levels=keep_levels).check()
+        self._plan_inputs = dict(input_shapes=self.reference_shapes, output_shapes=self.sample_shapes,
+                                 channels=image.shape[0], patch_size=patch_size,
+                                 backend=parse_backend(backend, **backend_options), device=self.device,
+                                 memory_budget=memory_budget, query_stride=query_stride, keep_levels=keep_levels)
+        self.plan: Plan = plan_levels(**self._plan_inputs).check()
         self.levels = build_pyramid(image, self.reference_shapes)
         self.denoisers = LevelDenoisers(self._build_level, len(self.levels), image.shape[0], keep_levels)
 
@@ -126,7 +127,13 @@ class SingleImageModel:
                     config.rho, config.device, memory_budget=config.memory_budget, query_stride=config.query_stride,
                     keep_levels=keep_levels)
         model.config = config
+        if config.batch_size > 1:
+            model.plan = model.plan_batch(config.batch_size)
         return model
+
+    def plan_batch(self, batch_size: int) -> Plan:
+        """The plan for ``batch_size`` samples at once; raises the one-line error when it cannot fit."""
+        return plan_levels(**self._plan_inputs, batch_size=batch_size).check()
 
     def _build_level(self, index: int) -> ImageDenoiser:
         """The denoiser of level ``index`` exactly as the plan says."""
@@ -146,16 +153,23 @@ class SingleImageModel:
 
     def sample(self, seed: int | None = None, steps: int | Sequence[int] | None = None, eta: float | None = None,
                sigma_min: float | None = None, record: bool = False, progress: bool | None = None,
-               hooks: Hooks | None = None, generator: torch.Generator | None = None) -> SampleResult:
+               hooks: Hooks | None = None, generator: torch.Generator | None = None, batch: int = 1) -> SampleResult:
         """One sample; the same seed gives the same image. Settings left as None come from :attr:`config`.
 
         ``hooks`` are how applications change the run (fixed levels, a start state, constraints); a
-        level a hook fixes is never built or sampled.
+        level a hook fixes is never built or sampled. ``batch`` = B > 1 runs the samples of seeds
+        seed … seed + B − 1 through every step together and returns (B, C, H, W) images; sample i equals
+        ``sample(seed + i)`` up to float rounding in the backend's products.
         """
         c = self.config
         seed, eta = (c.seed if seed is None else seed), (c.eta if eta is None else eta)
         steps, sigma_min = (c.steps if steps is None else steps), (c.sigma_min if sigma_min is None else sigma_min)
         progress = c.progress if progress is None else progress
+        check(isinstance(batch, int) and batch >= 1, f"batch must be a whole number >= 1, got {batch!r}")
+        if batch > 1:
+            check(generator is None, "a batch draws from one generator per seed; pass seed=, not generator=")
+            self.plan_batch(batch)
+            generator = [make_generator(seed + i, self.device) for i in range(batch)]
         generator = generator or make_generator(seed, self.device)
         return sample_pyramid(self.denoisers, self.sample_shapes, self.schedules(steps, sigma_min), eta=eta,
                               generator=generator, hooks=hooks, record=record, progress=progress,

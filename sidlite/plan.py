@@ -133,11 +133,12 @@ def resolve_stride(query_stride: int | str, queries: int) -> int:
 def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence[tuple[int, int]], channels: int,
                 patch_size: int, backend: str | BackendSpec = "auto", *, device: torch.device | str = "cpu",
                 memory_budget=None, query_stride: int | str = "auto", dataset_patches: Sequence[int] | None = None,
-                keep_levels: bool = False) -> Plan:
+                keep_levels: bool = False, batch_size: int = 1) -> Plan:
     """Plan every level (finest first) of sampling ``output_shapes`` from the levels ``input_shapes``.
 
     ``dataset_patches`` overrides each level's patch count (a masked dataset keeps fewer); with
-    ``keep_levels`` every level's index stays in memory, and the plan counts them all.
+    ``keep_levels`` every level's index stays in memory, and the plan counts them all. A batch of
+    ``batch_size`` samples holds that many copies of the images; its bands hold 1/B as many rows each.
     """
     spec = parse_backend(backend)
     device = torch.device(device)
@@ -160,7 +161,8 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
             cost = BACKENDS[name].estimate(patches, dim, queries, **options)
         indexes.append(int(cost["index_bytes"]))
         coarser = sum(channels * h * w * item for h, w in output_shapes[level + 1:])  # finished results kept
-        images = IMAGE_COPIES * channels * out[0] * out[1] * item + noise_bytes + coarser + channels * inp[0] * inp[1] * item
+        images = (batch_size * (IMAGE_COPIES * channels * out[0] * out[1] * item + noise_bytes + coarser)
+                  + channels * inp[0] * inp[1] * item)
         index = sum(indexes) if keep_levels else indexes[-1]
         per_row = cols * (3 * item * dim + int(cost["bytes_per_query"])) + item * channels * stride * out[1]
         left = min(budget - images - index, MAX_BAND_BYTES.get(device.type, MAX_BAND_BYTES["cpu"]))

@@ -42,6 +42,20 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     return generator
 
 
+def normal_noise(shape, generator=None, dtype=torch.float32, device="cpu") -> torch.Tensor:
+    """Standard normal noise of ``shape`` from ``generator``, or from a list of generators for a batch.
+
+    With a list, ``shape`` starts with the batch size and row i is drawn by generator i alone, exactly
+    what that generator would draw for a single sample: a batch of seeds gives the images of the seeds.
+    """
+    if isinstance(generator, (list, tuple)):
+        if len(shape) == 0 or shape[0] != len(generator):
+            raise SidliteError(f"a batch of {len(generator)} generators draws noise of shape (B={len(generator)}, …), "
+                               f"got {tuple(shape)}")
+        return torch.stack([torch.randn(tuple(shape[1:]), generator=g, dtype=dtype, device=device) for g in generator])
+    return torch.randn(tuple(shape), generator=generator, dtype=dtype, device=device)
+
+
 @lru_cache(maxsize=1)
 def reuse_freed_memory() -> bool:
     """Keep freed CPU memory in the process for reuse instead of returning it to the OS (glibc only).

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from .denoiser import ImageDenoiser
 from .errors import SidliteError, check
 from .pyramid import laplacian_blend
+from .runtime import normal_noise
 from .schedule import Schedule
 
 
@@ -62,12 +63,14 @@ class SampleResult:
 
 def sample_pyramid(denoisers: Sequence[ImageDenoiser | None], shapes: Sequence[tuple[int, int]],
                    schedules: Sequence[Schedule], *, eta: float | Sequence[float] = 0.0,
-                   generator: torch.Generator | None = None, hooks: Hooks | None = None,
+                   generator: torch.Generator | Sequence[torch.Generator] | None = None, hooks: Hooks | None = None,
                    record: bool = False, progress: bool = True, device: torch.device | str = "cpu",
                    dtype: torch.dtype = torch.float32) -> SampleResult:
     """Run the coarse-to-fine loop. Lists are per level, finest first; ``eta`` may be per level too.
 
-    Initial noise for every level is drawn first, finest level first, then fresh noise per step.
+    Initial noise for every level is drawn first, finest level first, then fresh noise per step. With a
+    list of generators the samples run as one (B, C, H, W) batch through every step (larger products
+    for the backend, one index); sample i draws from generator i exactly what it would draw alone.
     ``denoisers`` may be a lazy sequence (:class:`sidlite.model.LevelDenoisers`): each level's denoiser
     is asked for once, when that level starts. Each level shows a progress bar with its ETA.
     """
@@ -79,7 +82,8 @@ def sample_pyramid(denoisers: Sequence[ImageDenoiser | None], shapes: Sequence[t
     for e in etas:
         check(0.0 <= e <= 1.0, f"eta must lie in [0, 1], got {e}")
     channels = getattr(denoisers, "channels", None) or next(d.channels for d in denoisers if d is not None)
-    noise = [torch.randn((channels, *shape), generator=generator, device=device, dtype=dtype) for shape in shapes]
+    batch = (len(generator),) if isinstance(generator, (list, tuple)) else ()
+    noise = [normal_noise((*batch, channels, *shape), generator, dtype, device) for shape in shapes]
     results: list[torch.Tensor | None] = [None] * levels
     trajectory: list[StepRecord] = []
     for level in reversed(range(levels)):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import check
+from .runtime import normal_noise
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,12 @@ class Schedule:
         return (x_t - self.alphas[t] * x_hat) / self.sigmas[t]
 
     def step(self, x_hat: torch.Tensor, eps_hat: torch.Tensor, t_to: int, eta: float = 0.0,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator=None) -> torch.Tensor:
         """Move to index ``t_to``: x = α·x̂ + √(σ² - c²)·ε̂ + c·z with c = η·σ; at t_to = 0 return x̂.
 
         η = 0 is the deterministic DDIM/Euler step (no random numbers are drawn); η = 1 re-noises x̂
-        from scratch. Running it with t_to = t + 1 and η = 0 is the inversion step.
+        from scratch. Running it with t_to = t + 1 and η = 0 is the inversion step. ``generator`` may
+        be a list, one per sample of a (B, …) batch (see :func:`sidlite.runtime.normal_noise`).
         """
         check(0.0 <= eta <= 1.0, f"eta must lie in [0, 1], got {eta}")
         if t_to == 0:
@@ -65,5 +67,5 @@ class Schedule:
         c = eta * sigma
         x = alpha * x_hat + (sigma ** 2 - c ** 2) ** 0.5 * eps_hat
         if c > 0:
-            x = x + c * torch.randn(x_hat.shape, generator=generator, dtype=x_hat.dtype, device=x_hat.device)
+            x = x + c * normal_noise(x_hat.shape, generator, x_hat.dtype, x_hat.device)
         return x

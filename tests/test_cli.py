@@ -18,6 +18,17 @@ def test_generate_writes_numbered_samples(tmp_path, capsys):
     assert main(["generate", "example:dots", "-o", str(out), "--samples", "2", "--overwrite", *SMALL]) == 0
 
 
+def test_generate_in_batches_writes_the_same_files(tmp_path):
+    from sidlite import load_image
+
+    assert main(["generate", "example:dots", "-o", str(tmp_path / "a.png"), "--samples", "3", *SMALL]) == 0
+    assert main(["generate", "example:dots", "-o", str(tmp_path / "b.png"), "--samples", "3", "--batch-size", "2",
+                 *SMALL]) == 0
+    for i in range(3):
+        a, b = load_image(tmp_path / f"a_{i:03d}.png"), load_image(tmp_path / f"b_{i:03d}.png")
+        assert ((a - b).abs() > 2 / 255).float().mean() < 0.01
+
+
 def test_generate_size_option(tmp_path):
     from sidlite import load_image
 

@@ -108,3 +108,47 @@ def test_freed_memory_is_kept_for_reuse_on_glibc_unless_asked_not_to(monkeypatch
     assert applied == (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc")
     monkeypatch.setenv("SIDLITE_KEEP_MALLOC", "1")
     assert reuse_freed_memory.__wrapped__() is False
+
+
+@pytest.mark.parametrize("backend,eta", [("exact", 0.0), ("topk:nlist=16", 1.0)])
+def test_a_batch_of_seeds_gives_the_images_of_the_seeds(small_image, backend, eta):
+    """B samples through each step together equal the B single runs: every step to float rounding; at
+    the last step (σ_min = 1e-4, a nearest-patch pick) only near-ties may flip, at a few pixels."""
+    model = SingleImageModel(small_image, patch_size=5, backend=backend)
+    alone = [model.sample(seed, steps=4, eta=eta, record=True, progress=False) for seed in (7, 8, 9)]
+    batch = model.sample(7, steps=4, eta=eta, record=True, progress=False, batch=3)
+    assert batch.image.shape == (3, *alone[0].image.shape)
+    for i, single in enumerate(alone):
+        for step, together in zip(single.trajectory, batch.trajectory):
+            assert torch.allclose(step.x_t, together.x_t[i], atol=1e-5)
+            if step.sigma > 1e-3:
+                assert torch.allclose(step.x_hat, together.x_hat[i], atol=1e-5)
+        differs = (single.image - batch.image[i]).abs() > 1e-4
+        assert differs.float().mean() < 0.01
+    assert not torch.allclose(batch.image[0], batch.image[1], atol=0.1)  # each row has its own noise
+
+
+def test_generate_in_batches_matches_one_at_a_time(small_image):
+    one = generate(small_image, 3, seed=5, **FAST)
+    batched = generate(small_image, 3, seed=5, batch_size=2, **FAST)  # a batch of 2, then 1
+    assert ((one - batched).abs() > 1e-4).float().mean() < 0.01
+
+
+def test_noise_for_a_batch_is_each_generators_own_draw():
+    from sidlite.runtime import make_generator, normal_noise
+    batch = normal_noise((3, 2, 4), [make_generator(s) for s in (1, 2, 3)])
+    for row, seed in zip(batch, (1, 2, 3)):
+        assert torch.equal(row, normal_noise((2, 4), make_generator(seed)))
+    with pytest.raises(SidliteError, match="B=3"):
+        normal_noise((2, 2, 4), [make_generator(s) for s in (1, 2, 3)])
+
+
+def test_a_batch_is_planned_and_refused_when_it_cannot_fit(small_image):
+    model = SingleImageModel(small_image, patch_size=5, memory_budget="40MB")
+    one, four = model.plan_batch(1), model.plan_batch(4)
+    assert four.levels[0].image_bytes > 3 * one.levels[0].image_bytes
+    with pytest.raises(SidliteError, match="memory budget") as error:
+        model.sample(1, batch=4000, progress=False)
+    assert "\n" not in str(error.value)
+    with pytest.raises(SidliteError, match="batch"):
+        model.sample(1, batch=0)

@@ -294,3 +294,17 @@ def test_batched_list_scan_finds_the_same_candidates_as_the_loop(rank_dim, n_sid
     batched = TopKBackend(patches, nprobe=nprobe, rank_dim=rank_dim, scan="batched")
     assert torch.equal(loop.neighbours(x, 0.8), batched.neighbours(x, 0.8))
     torch.testing.assert_close(batched.denoise(x, 0.8, 0.3), loop.denoise(x, 0.8, 0.3), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("backend", ["exact", "topk:nlist=8"])
+def test_a_batch_of_images_is_denoised_as_each_alone(backend):
+    """(B, C, H, W) queries meet the backend together and are cut into 1/B as many rows per band."""
+    denoiser = ImageDenoiser(image(), 5, backend, band_rows=6)
+    noisy = torch.stack([0.8 * image(seed=s) + 0.6 * torch.randn(3, 30, 41, generator=torch.Generator().manual_seed(s))
+                         for s in (1, 2, 3)])
+    together = denoiser(noisy, 0.8, 0.6)
+    assert together.shape == noisy.shape
+    for i in range(3):
+        assert torch.allclose(together[i], denoiser(noisy[i], 0.8, 0.6), atol=1e-5)
+    with pytest.raises(SidliteError, match="batch"):
+        denoiser(noisy[:, :2], 0.8, 0.6)

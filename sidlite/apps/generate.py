@@ -40,12 +40,18 @@ def generate(image, num_samples: int = 1, *, size: Sequence[int] | None = None, 
              config: SamplingConfig | None = None, **settings) -> torch.Tensor:
     """Unconditional samples from one image, as a (num_samples, 3, H, W) tensor in [-1, 1].
 
-    Sample i uses seed + i. ``size`` is in pixels (default: the input's); ``latent`` picks the space
+    Sample i uses seed + i; with ``batch_size`` = B the samples run B at a time through each step (one
+    index, larger products; the same images up to float rounding). ``size`` is in pixels (default: the input's); ``latent`` picks the space
     ('pca', 'vae:…', see :func:`sidlite.codecs.get_codec`). ``settings`` override ``config`` (default
     the space's preset): ``steps``, ``eta``, ``patch_size``, ``backend`` ('topk:nprobe=4'),
     ``memory_budget`` ('8GB': a size that cannot fit is refused before any work), … and backend options.
     """
     check(isinstance(num_samples, int) and num_samples >= 1, f"the number of samples must be >= 1, got {num_samples}")
     codec, model = generation_model(image, size, latent=latent, config=config, keep_levels=num_samples > 1, **settings)
-    seed = model.config.seed
-    return torch.stack([codec.decode(model.sample(seed + i).image) for i in range(num_samples)])
+    seed, batch = model.config.seed, model.config.batch_size
+    images = []
+    for first in range(0, num_samples, batch):
+        count = min(batch, num_samples - first)
+        result = model.sample(seed + first, batch=count).image
+        images += [codec.decode(image) for image in (result if count > 1 else result[None])]
+    return torch.stack(images)

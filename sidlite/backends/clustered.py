@@ -30,6 +30,7 @@ from .kmeans import INITS, kmeans, nearest_centroids, split_large_lists
 
 SCANS = ("auto", "loop", "batched")
 PCA_SAMPLE = 16384  # patches the ranking projection is fitted on
+WEIGH_BLOCK = 512  # queries whose k winners are gathered and weighted at once (a few MB: they stay in cache)
 
 
 def default_nlist(num_patches: int) -> int:
@@ -114,10 +115,11 @@ class ClusteredBackend(PatchBackend):
         # ‖x/α − c‖² ranks like ‖x − α·c‖²: scale the L centroids, not the M queries.
         return nearest_centroids(queries, alpha * self.centroids, min(nprobe or self.nprobe, self.nlist))
 
-    def _segments(self, queries: torch.Tensor, alpha: float):
-        """The probe plan: (query of each pair in list order, [(pair start, pair end, list start, list end)])."""
-        nprobe = self.nprobe
-        lists = self.probe(queries, alpha).reshape(-1)
+    def _segments(self, probed: torch.Tensor):
+        """The plan for the (M, nprobe) probed lists: (query of each pair in list order,
+        [(pair start, pair end, list start, list end)])."""
+        nprobe = probed.shape[1]
+        lists = probed.reshape(-1)
         perm = torch.argsort(lists, stable=True)
         counts = torch.bincount(lists, minlength=self.nlist).tolist()
         segments, pos = [], 0
@@ -138,7 +140,7 @@ class ClusteredBackend(PatchBackend):
         return out
 
     def _denoise_chunk(self, x, alpha, sigma):
-        query_of, segments = self._segments(x, alpha)
+        query_of, segments = self._segments(self.probe(x, alpha))
         pairs, dim = query_of.shape[0], self.dim
         scale = alpha / sigma ** 2
         bias = self.sq_norms * (-(alpha ** 2) / (2 * sigma ** 2))
@@ -242,32 +244,34 @@ class TopKBackend(ClusteredBackend):
         return x if self.rank_dim is None else (x - alpha * self.rank_mean) @ self.rank_basis
 
     def probe(self, queries, alpha, nprobe=None):
+        return self._probe_ranked(queries, self._ranked(queries, alpha), alpha, nprobe)
+
+    def _probe_ranked(self, queries, ranked, alpha, nprobe=None):
+        """:meth:`probe` for queries whose projection ``ranked`` is already computed."""
         if self.rank_dim is None:
             return super().probe(queries, alpha, nprobe)
         count = min(nprobe or self.nprobe, self.nlist)
         # rank ‖x − α·c‖² by α²‖c − μ‖² − 2α (x − αμ)ᵀU · Uᵀ(c − μ), the projected cross term
-        scores = torch.addmm(alpha ** 2 * self.centroid_norms, self._ranked(queries, alpha), self.centroid_codes.T,
-                             alpha=-2.0 * alpha)
+        scores = torch.addmm(alpha ** 2 * self.centroid_norms, ranked, self.centroid_codes.T, alpha=-2.0 * alpha)
         return scores.topk(count, dim=1, largest=False).indices
 
     def _candidates(self, x, alpha, sigma):
         """The k largest (ranking) logits among each query's probed lists, (M, k), and their sorted positions."""
         scale = alpha / sigma ** 2
         bias = self.sq_norms * (-(alpha ** 2) / (2 * sigma ** 2))
-        ranked = self._ranked(x, alpha)
-        if self.batched:
-            logits, index = self._scan_batched(ranked, self.probe(x, alpha).reshape(-1), scale, bias)
-        else:
-            logits, index = self._scan_loop(ranked, x, alpha, scale, bias)
+        ranked = self._ranked(x, alpha)  # projected once, for the probe and the scan
+        probed = self._probe_ranked(x, ranked, alpha)
+        scan = self._scan_batched if self.batched else self._scan_loop
+        logits, index = scan(ranked, probed, scale, bias)
         # each query's nprobe·k candidates (pairs are in query order now): keep the best k
         logits, index = logits.view(x.shape[0], -1), index.view(x.shape[0], -1)
         best = logits.topk(self.k, dim=1)
         return best.values, index.gather(1, best.indices)
 
-    def _scan_loop(self, ranked, x, alpha, scale, bias):
+    def _scan_loop(self, ranked, probed, scale, bias):
         """Per (query, list) pair, in query order: the list's k best logits and their sorted positions,
         one matrix product per list."""
-        query_of, segments = self._segments(x, alpha)
+        query_of, segments = self._segments(probed)
         k, pairs = self.k, query_of.shape[0]
         logits = ranked.new_full((pairs, k), -math.inf)
         index = torch.zeros(pairs, k, dtype=torch.long, device=ranked.device)
@@ -290,10 +294,11 @@ class TopKBackend(ClusteredBackend):
             self._padded = (torch.where(real, offsets[:-1, None] + slots[None, :], offsets[:-1, None]), real)
         return self._padded
 
-    def _scan_batched(self, ranked, lists, scale, bias):
+    def _scan_batched(self, ranked, probed, scale, bias):
         """The same as :meth:`_scan_loop` with lists bucketed by their query count (powers of two): one
         batched product per bucket, queries and lists zero- or −∞-padded to the bucket's shape."""
-        k, pairs, nprobe = self.k, lists.numel(), self.nprobe
+        lists, nprobe = probed.reshape(-1), probed.shape[1]
+        k, pairs = self.k, lists.numel()
         table, real = self._padded_lists()
         perm = torch.argsort(lists, stable=True)  # pairs in list order
         counts = torch.bincount(lists, minlength=self.nlist)
@@ -323,11 +328,16 @@ class TopKBackend(ClusteredBackend):
             # Σ_j w_j·y_j straight from the patch table, without gathering an (M, k, D) copy of the candidates
             return F.embedding_bag(index, self.sorted, per_sample_weights=weights, mode="sum")
         rows = self.order[index]  # (M, k) dataset rows of the winners, weighted exactly in full dimension
-        y = self.patches.gather(rows.reshape(-1)).view(*rows.shape, self.dim)
-        exact = (alpha / sigma ** 2) * torch.bmm(y, x[:, :, None])[:, :, 0] \
-            - (alpha ** 2 / (2 * sigma ** 2)) * self.full_sq_norms[rows]
-        weights = torch.softmax(exact.masked_fill(~torch.isfinite(logits), -math.inf), dim=1)
-        return torch.bmm(weights[:, None, :], y)[:, 0]
+        out = torch.empty_like(x)
+        for start in range(0, x.shape[0], WEIGH_BLOCK):  # blocks whose gathered winners stay in cache
+            block = rows[start:start + WEIGH_BLOCK]
+            y = self.patches.gather(block.reshape(-1)).view(*block.shape, self.dim)
+            exact = (alpha / sigma ** 2) * torch.bmm(y, x[start:start + WEIGH_BLOCK, :, None])[:, :, 0] \
+                - (alpha ** 2 / (2 * sigma ** 2)) * self.full_sq_norms[block]
+            found = torch.isfinite(logits[start:start + WEIGH_BLOCK])
+            weights = torch.softmax(exact.masked_fill(~found, -math.inf), dim=1)
+            torch.bmm(weights[:, None, :], y, out=out[start:start + WEIGH_BLOCK, None, :])
+        return out
 
     @torch.no_grad()
     def neighbours(self, queries: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:

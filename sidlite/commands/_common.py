@@ -87,7 +87,7 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-SETTINGS = ("steps", "eta", "patch_size", "seed", "backend", "device", "memory_budget", "query_stride")
+SETTINGS = ("steps", "eta", "patch_size", "seed", "backend", "device", "memory_budget", "query_stride", "batch_size")
 
 
 def sampling_settings(args) -> dict:
