@@ -174,7 +174,6 @@ def test_alpha_zero_returns_the_mean(name):
     ("clustered", dict(nlist=10 ** 6), "nlist"),
     ("clustered", dict(iters=-1), "iters"),
     ("clustered", dict(init="best"), "init"),
-    ("clustered", dict(max_pairs=0), "max_pairs"),
     ("topk", dict(k=0), "k must"),
     ("topk", dict(nprobe=0), "nprobe"),
     ("faiss", dict(k=0), "k must"),

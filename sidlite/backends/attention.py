@@ -56,29 +56,30 @@ def attention_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
         return (torch.exp(logits - lse[:, None]) @ v[0, 0].float()).to(q.dtype), lse
 
 
+#: Queries sent to one attention call: bounds the padded query and output copies (~180 MB at D = 675).
+QUERY_CHUNK = 65536
+
 class AttentionBackend(PatchBackend):
     """Exact denoiser via ``scaled_dot_product_attention``.
 
     ``dtype`` is the kernel's compute type: the dataset's (float32) by default on every device, so
     that CPU and GPU give the same image for a seed; ``'bfloat16'`` or ``'float16'`` are several times
     faster on GPUs but round the logits enough to change images (the paper's authors note the same).
-    Queries are sent in chunks of ``query_chunk`` rows to bound the padded copies; a dataset of at most
-    ``dataset_chunk`` patches is padded once and kept (:attr:`values`), a larger one is streamed.
+    Queries are sent in chunks of :data:`QUERY_CHUNK` rows to bound the padded copies (the band the
+    plan sizes from the memory budget is usually smaller); a dataset of at most ``dataset_chunk``
+    patches is padded once and kept (:attr:`values`), a larger one is streamed.
     """
 
     name = "attention"
 
-    def __init__(self, dataset, dtype: torch.dtype | str | None = None, query_chunk: int = 65536,
-                 dataset_chunk: int = 2 ** 18):
+    def __init__(self, dataset, dtype: torch.dtype | str | None = None, dataset_chunk: int = 2 ** 18):
         super().__init__(dataset)
         self.dtype = compute_dtype(dtype, self.patches.dtype)
-        check(isinstance(query_chunk, int) and query_chunk >= 1, f"query_chunk must be an integer >= 1, got {query_chunk}")
         check(isinstance(dataset_chunk, int) and dataset_chunk >= 1,
               f"dataset_chunk must be an integer >= 1, got {dataset_chunk}")
         self._options = {"dtype": dtype, "dataset_chunk": dataset_chunk}
         self.width = head_dim(self.dim, 64 if self.patches.device.type == "cuda" else 8)
         self.sq_norms = self.patches.sq_norms()
-        self.query_chunk = query_chunk
         self.block = min(self.num_patches, dataset_chunk)
         self.values = self._padded(self.patches.dense()) if self.block == self.num_patches else None
 
@@ -119,17 +120,17 @@ class AttentionBackend(PatchBackend):
         if self.values is not None:
             keys, values = self.keys(alpha)[None, None], self.values[None, None]
             out = torch.empty_like(queries)
-            for start in range(0, queries.shape[0], self.query_chunk):
-                q = self._padded_queries(queries[start:start + self.query_chunk])
+            for start in range(0, queries.shape[0], QUERY_CHUNK):
+                q = self._padded_queries(queries[start:start + QUERY_CHUNK])
                 result = F.scaled_dot_product_attention(q, keys, values, scale=scale)
-                out[start:start + self.query_chunk] = result[0, 0, :, :self.dim].to(out.dtype)
+                out[start:start + QUERY_CHUNK] = result[0, 0, :, :self.dim].to(out.dtype)
             return out
         merged = OnlineSoftmax(queries.shape[0], self.dim, queries)
         for offset, block in self.patches.chunks(self.block):
             values = self._padded(block)
             keys = self.keys(alpha, values, self.sq_norms[offset:offset + block.shape[0]])[None, None]
-            for start in range(0, queries.shape[0], self.query_chunk):
-                q = self._padded_queries(queries[start:start + self.query_chunk])
+            for start in range(0, queries.shape[0], QUERY_CHUNK):
+                q = self._padded_queries(queries[start:start + QUERY_CHUNK])
                 out, lse = attention_with_lse(q, keys, values[None, None], scale)
                 # the block's (max, sum) pair as (lse, 1): exp(lse) = Σ exp(logits)
                 merged.add(start, lse.to(queries.dtype), torch.ones_like(lse, dtype=queries.dtype),

@@ -30,6 +30,7 @@ from .kmeans import INITS, kmeans, nearest_centroids, split_large_lists
 
 SCANS = ("auto", "loop", "batched")
 PCA_SAMPLE = 16384  # patches the ranking projection is fitted on
+MAX_PAIRS = 2 ** 17  # (query, list) pairs per batch: bounds the partial results (~350 MB at D = 675)
 WEIGH_BLOCK = 512  # queries whose k winners are gathered and weighted at once (a few MB: they stay in cache)
 
 
@@ -45,15 +46,15 @@ class ClusteredBackend(PatchBackend):
     (lists k-means makes, default √N), ``split_above`` (lists larger than this multiple of the mean
     size are bisected, which adds lists: :attr:`nlist` is the final count; None keeps k-means' lists),
     ``iters`` (Lloyd iterations), ``seed`` (the k-means generator's seed),
-    ``init`` ('kmeans++' or 'random'), ``train_per_list`` (training points per list),
-    ``max_pairs`` (query-list pairs per batch, bounding the partial results' memory).
+    ``init`` ('kmeans++' or 'random'), ``train_per_list`` (training points per list). Queries go in
+    batches of at most :data:`MAX_PAIRS` (query, list) pairs, bounding the partial results' memory.
     """
 
     name = "clustered"
     exact = False
 
     def __init__(self, dataset, nprobe: int = 2, nlist: int | None = None, iters: int = 8,
-                 seed: int = 0, init: str = "random", train_per_list: int = 64, max_pairs: int = 2 ** 17,
+                 seed: int = 0, init: str = "random", train_per_list: int = 64,
                  split_above: float | None = 1.5):
         super().__init__(dataset)
         n = self.num_patches
@@ -62,7 +63,6 @@ class ClusteredBackend(PatchBackend):
         check(isinstance(nprobe, int) and nprobe >= 1, f"nprobe must be an integer >= 1, got {nprobe}")
         check(isinstance(iters, int) and iters >= 0, f"iters must be an integer >= 0, got {iters}")
         check(init in INITS, f"unknown k-means init {init!r}; choose one of: {', '.join(INITS)}")
-        check(isinstance(max_pairs, int) and max_pairs >= 1, f"max_pairs must be an integer >= 1, got {max_pairs}")
         check(split_above is None or split_above >= 1, f"split_above must be None or >= 1, got {split_above}")
         self.seed, self.iters, self.init = seed, iters, init
         self._options = {"nprobe": nprobe, "nlist": nlist}
@@ -82,7 +82,6 @@ class ClusteredBackend(PatchBackend):
         self.sorted, self.sq_norms = self._list_table()
         self.offsets = [0] + torch.cumsum(counts[used], 0).tolist()
         self.nprobe = min(nprobe, self.nlist)
-        self.max_pairs = max_pairs
 
     @classmethod
     def estimate(cls, num_patches, dim, num_queries, nprobe: int = 2, nlist: int | None = None, **_):
@@ -131,7 +130,7 @@ class ClusteredBackend(PatchBackend):
 
     @torch.no_grad()
     def _denoise(self, queries, alpha, sigma):
-        chunk = max(1, self.max_pairs // self.nprobe)
+        chunk = max(1, MAX_PAIRS // self.nprobe)
         if queries.shape[0] <= chunk:
             return self._denoise_chunk(queries, alpha, sigma)
         out = torch.empty_like(queries)

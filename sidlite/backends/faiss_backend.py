@@ -24,6 +24,9 @@ def _faiss():
     return faiss
 
 
+#: Queries per FAISS search call (bounds its (M, k) results and the gathered winners).
+QUERY_CHUNK = 16384
+
 class FaissBackend(PatchBackend):
     """IVF-Flat ANN backend: ``k`` nearest of x/α among the ``nprobe`` lists nearest to it, softmax over them.
 
@@ -36,7 +39,7 @@ class FaissBackend(PatchBackend):
     exact = False
 
     def __init__(self, dataset, k: int = 5, nprobe: int = 2, nlist: int | None = None,
-                 seed: int = 0, centroids: torch.Tensor | None = None, query_chunk: int = 16384):
+                 seed: int = 0, centroids: torch.Tensor | None = None):
         super().__init__(dataset)
         faiss = _faiss()
         check(isinstance(k, int) and k >= 1, f"k must be an integer >= 1, got {k}")
@@ -47,7 +50,7 @@ class FaissBackend(PatchBackend):
         nlist = default_nlist(n) if nlist is None else nlist
         check(isinstance(nlist, int) and 1 <= nlist <= n, f"nlist must be an integer in [1, N={n}], got {nlist}")
         self._options = {"k": k, "nprobe": nprobe, "nlist": nlist}
-        self.k, self.nprobe, self.nlist, self.query_chunk = min(k, n), min(nprobe, nlist), nlist, query_chunk
+        self.k, self.nprobe, self.nlist = min(k, n), min(nprobe, nlist), nlist
         self.table = self.patches.dense()  # FAISS stores its own copy; the weights read this one
         data = np.ascontiguousarray(self.table.detach().float().cpu().numpy())
         quantizer = faiss.IndexFlatL2(self.dim)
@@ -85,8 +88,8 @@ class FaissBackend(PatchBackend):
     @torch.no_grad()
     def _denoise(self, queries, alpha, sigma):
         out = torch.empty_like(queries)
-        for start in range(0, queries.shape[0], self.query_chunk):
-            x = queries[start:start + self.query_chunk]
+        for start in range(0, queries.shape[0], QUERY_CHUNK):
+            x = queries[start:start + QUERY_CHUNK]
             index = self.neighbours(x, alpha)
             missing = index < 0
             check(not bool(missing.all(1).any()), "FAISS found no candidate for some query; raise nprobe")
@@ -95,5 +98,5 @@ class FaissBackend(PatchBackend):
             logits = (alpha / sigma ** 2) * torch.bmm(y, x[:, :, None])[:, :, 0] \
                 - (alpha ** 2 / (2 * sigma ** 2)) * self.sq_norms[index]
             weights = torch.softmax(logits.masked_fill(missing, -torch.inf), dim=1)
-            out[start:start + self.query_chunk] = torch.bmm(weights[:, None, :], y)[:, 0]
+            out[start:start + QUERY_CHUNK] = torch.bmm(weights[:, None, :], y)[:, 0]
         return out
