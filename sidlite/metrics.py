@@ -38,11 +38,11 @@ def _principal_directions(dataset: torch.Tensor, rank: int) -> tuple[torch.Tenso
 
 def _exact_sq(queries: torch.Tensor, rows: torch.Tensor, owner: torch.Tensor, pos: torch.Tensor,
               block: int = 8192) -> torch.Tensor:
-    """Exact float64 squared distances of the pairs (queries[owner], rows[pos])."""
+    """Exact float64 squared distances of the pairs (queries[owner], rows[pos]); both given in float64."""
     out = torch.empty(owner.shape[0], dtype=torch.float64)
     for p0 in range(0, owner.shape[0], block):
         o, p = owner[p0:p0 + block], pos[p0:p0 + block]
-        out[p0:p0 + block] = ((queries[o].double() - rows[p].double()) ** 2).sum(1)
+        out[p0:p0 + block] = (queries[o] - rows[p]).pow_(2).sum(1)
     return out
 
 
@@ -66,7 +66,8 @@ def nearest_patches(queries: torch.Tensor, dataset: torch.Tensor, chunk: int = 4
     distances are computed; a query is *certified* when its last candidate's projected distance (a
     lower bound on the distance of every row not proposed) is no smaller than its best exact distance.
     With ``exact`` (default) the uncertified queries are then scanned densely, so the nearest distances
-    equal the dense scan's; ``exact=False`` keeps the best proposed row (an upper bound, usually equal).
+    equal the dense scan's; ``exact=False`` keeps the best proposed row, an upper bound (on a Table-1
+    sample the mean came out 25 % above the exact one: use it for a quick look, not for a table).
     With ``within`` (a mean squared difference), only queries that may have a row that close are made
     exact: for the others (first projected distance already farther) the distance returned is an upper
     bound, and it is above ``within`` like the true one.
@@ -79,16 +80,17 @@ def nearest_patches(queries: torch.Tensor, dataset: torch.Tensor, chunk: int = 4
     from scipy.spatial import cKDTree  # scipy comes with scikit-image
 
     mean, directions = _principal_directions(dataset, rank)
-    tree = cKDTree(((dataset.double() - mean) @ directions).numpy())
+    dataset64 = dataset.double()  # converted once: the exact distances read it for every proposal
+    tree = cKDTree(((dataset64 - mean) @ directions).numpy())
     best = torch.empty(m, dtype=torch.float64)
     index = torch.empty(m, dtype=torch.long)
     certified = torch.empty(m, dtype=torch.bool)
     for start in range(0, m, 8192):
-        q = queries[start:start + 8192]
-        projected, proposed = tree.query(((q.double() - mean) @ directions).numpy(), k=candidates, workers=-1)
+        q = queries[start:start + 8192].double()
+        projected, proposed = tree.query(((q - mean) @ directions).numpy(), k=candidates, workers=-1)
         proposed = torch.from_numpy(proposed).long()
         owner = torch.arange(q.shape[0]).repeat_interleave(candidates)
-        dist = _exact_sq(q, dataset, owner, proposed.reshape(-1)).view(-1, candidates)
+        dist = _exact_sq(q, dataset64, owner, proposed.reshape(-1)).view(-1, candidates)
         low, at = dist.min(1)
         best[start:start + 8192], index[start:start + 8192] = low, proposed.gather(1, at[:, None])[:, 0]
         bound = torch.from_numpy(projected[:, -1]).double() ** 2
