@@ -10,6 +10,7 @@ Sections (``--only`` picks some), one module each under benchmarks/sections/:
            timed step per level stands in for its time);
   scaling  seconds per denoising step against N for every backend, with fitted exponents;
   latent   a 1024×1024 output in the weight-free latent, with 'auto' and with exact attention;
+  apps     every application with its command-line defaults on a ~250×190 photograph (seconds each);
   scale    outputs from 1024² to 8192² (CPU) or to a gigapixel (GPU) under a memory budget: seconds and
            peak memory, each size in its own process.
 Results are saved after every section, so a run cut short keeps what it measured; a run of some sections
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sidlite  # noqa: E402
 from benchmarks.common import ROOT, SHARED, Context, machine  # noqa: E402
 
-SECTIONS = ("kernels", "naive", "table1", "scaling", "latent", "scale")
+SECTIONS = ("kernels", "naive", "table1", "scaling", "latent", "apps", "scale")
 
 
 def markdown(results) -> str:
