@@ -7,7 +7,9 @@ shell out to nothing; every NBVAL_SKIP states a reason; every chapter has at lea
 A check cell reads only names that its exercise's text gives in backticks or that earlier non-solution
 cells define (and that the solution does not silently redefine); no assert bounds a quantity from below
 by zero (``assert x > 0``), which quantities positive by construction always pass, unless an entry of
-the reviewed allow-list says why that bound can fail.
+the reviewed allow-list says why that bound can fail. The paper is cited in one form (a short form in the
+text, one full form in reference lists); every chapter opens with learning objectives and has a Summary
+after its Exercises.
 """
 from __future__ import annotations
 
@@ -131,6 +133,85 @@ def test_has_a_references_section(path):
                 if re.match(r"^#+\s*References\b", line)]
     assert headings, f"{path.name}: add a Markdown '## References' section crediting papers and sources"
 
+
+#: The paper's one citation form (book/00-preface.ipynb, Notation): the short form in the text, the full form
+#: in reference lists (followed by '.' or ':'). Text is compared with runs of whitespace made single spaces.
+SHORT_CITATION = "Qiu, Kutulakos and Lindell (CVPR 2026)"
+FULL_CITATION = "H. Qiu, K. N. Kutulakos, D. B. Lindell, *Efficient and Training-Free Single-Image Diffusion Models*, CVPR 2026"
+AUTHORS = re.compile(r"\b(Qiu|Kutulakos|Lindell|Haojun|Kiriakos)\b")
+#: What may not remain once both forms are taken out: an author's name (a variant: full first names,
+#: other punctuation, "et al."), a nickname for the paper, or an italic title naming single-image diffusion.
+CITATION_VARIANT = re.compile(r"\b(Qiu|Kutulakos|Lindell|Haojun|Kiriakos)\b|efficient-SID|"
+                              r"\*[^*]*single-image diffusion[^*]*\*", re.IGNORECASE)
+OBJECTIVES = "**In this chapter you will**"
+
+
+def _text(cells) -> str:
+    return re.sub(r"\s+", " ", "\n".join(c.source for c in cells))
+
+
+def citation_variants(cells) -> list[str]:
+    """What breaks the one citation form: the short form missing where the authors are named, and every
+    mention of the authors or the paper's title that is neither the short nor the full form."""
+    text = _text(cells)
+    if not AUTHORS.search(text):
+        return []
+    failures = [] if SHORT_CITATION in text else [f"names the authors but never writes {SHORT_CITATION!r}"]
+    rest = text.replace(FULL_CITATION, " ").replace(SHORT_CITATION, " ")
+    failures += [f"a variant: ...{rest[max(0, m.start() - 30):m.end() + 50]}..." for m in CITATION_VARIANT.finditer(rest)]
+    return failures
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_the_paper_is_cited_in_one_form(path):
+    failures = citation_variants(_load(path).cells)
+    assert not failures, (f"{path.name}: cite the paper as {SHORT_CITATION!r} in the text and as "
+                          f"'{FULL_CITATION}.' in reference lists: " + "; ".join(failures))
+
+
+def objectives_and_summary(cells) -> list[str]:
+    """Objectives first (the line OBJECTIVES then a bullet list), a '## Summary' cell after '## Exercises'."""
+    failures = []
+    lines = cells[0].source.splitlines() if cells and cells[0].cell_type == "markdown" else []
+    if OBJECTIVES not in [line.strip() for line in lines]:
+        failures.append(f"the first cell has no line {OBJECTIVES!r}")
+    else:
+        after = [line.strip() for line in lines[[line.strip() for line in lines].index(OBJECTIVES) + 1:] if line.strip()]
+        if not after or not after[0].startswith(("* ", "- ")):
+            failures.append(f"{OBJECTIVES!r} is not followed by a bullet list")
+    starts = lambda heading: [i for i, c in enumerate(cells)
+                              if c.cell_type == "markdown" and c.source.lstrip().startswith(heading)]
+    exercises, summaries = starts("## Exercises"), starts("## Summary")
+    if not exercises:
+        failures.append("no Markdown cell starts with '## Exercises'")
+    if not summaries:
+        failures.append("no Markdown cell starts with '## Summary'")
+    if exercises and summaries and min(summaries) < max(exercises):
+        failures.append(f"the Summary (cell {min(summaries)}) comes before the Exercises (cell {max(exercises)})")
+    return failures
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_objectives_open_and_a_summary_follows_the_exercises(path):
+    failures = objectives_and_summary(_load(path).cells)
+    assert not failures, f"{path.name}: " + "; ".join(failures)
+
+
+def test_the_citation_and_structure_checkers_find_what_they_should():
+    full = f"- {FULL_CITATION}.\n  The method."
+    assert citation_variants(_cells(("md", f"As {SHORT_CITATION} show."), ("md", full))) == []
+    assert citation_variants(_cells(("md", "No authors here."))) == []
+    [missing] = citation_variants(_cells(("md", full)))
+    assert "never writes" in missing
+    for variant in ["Haojun Qiu, Kiriakos N. Kutulakos, David B. Lindell. *Efficient single-image diffusion*",
+                    "H. Qiu, K. N. Kutulakos, D. B. Lindell. *Efficient and Training-Free Single-Image Diffusion Models.*",
+                    "H. Qiu, K. N. Kutulakos, D. B. Lindell, training-free single-image diffusion, CVPR 2026",
+                    "(Qiu, Kutulakos and Lindell, CVPR 2026)", "The efficient-SID paper"]:
+        assert citation_variants(_cells(("md", f"{SHORT_CITATION}.\n"), ("md", variant))), variant
+    good = _cells(("md", f"# 01\n\n{OBJECTIVES}\n\n* learn"), ("md", "## Exercises"), ("md", "## Summary\n\n* x"))
+    assert objectives_and_summary(good) == []
+    bad = _cells(("md", "# 01\n\n**You will be able to**\n\n* learn"), ("md", "## Summary"), ("md", "## Exercises"))
+    assert len(objectives_and_summary(bad)) == 2
 
 def _python(cell) -> str:
     """A code cell's source as plain Python: IPython magics and shell escapes become blank lines."""
