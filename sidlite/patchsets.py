@@ -78,7 +78,7 @@ class PatchSet(ABC):
         return self.size
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(N={self.size}, D={self.dim})"
+        return f"{type(self).__name__}(N={self.size}, d={self.dim})"
 
 
 class DensePatchSet(PatchSet):

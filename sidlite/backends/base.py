@@ -76,7 +76,7 @@ class PatchBackend(ABC):
         """The α > 0 case."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(N={self.num_patches}, D={self.dim})"
+        return f"{type(self).__name__}(N={self.num_patches}, d={self.dim})"
 
 
 class OnlineSoftmax:

@@ -165,7 +165,7 @@ class ClusteredBackend(PatchBackend):
         return numer / denom[:, None]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(N={self.num_patches}, D={self.dim}, nlist={self.nlist}, nprobe={self.nprobe})"
+        return f"{type(self).__name__}(N={self.num_patches}, d={self.dim}, nlist={self.nlist}, nprobe={self.nprobe})"
 
 
 class TopKBackend(ClusteredBackend):
