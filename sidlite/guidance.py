@@ -3,12 +3,12 @@
 An *objective* is a callable ``score(x) -> scalar tensor`` on a (C, H, W) image in [-1, 1]; higher is
 better. :class:`Guidance` applies the text-style rule of the paper's code to x̂ once per sampler step:
 
-1. momentum: x_m = x̂ at the first step, afterwards x_m = (1 - λ)·x̂_prev + λ·x̂, with x̂_prev the previous
+1. momentum: x_m = x̂ at the first step, afterwards x_m = (1 - ω)·x̂_prev + ω·x̂, with x̂_prev the previous
    step's guided estimate;
 2. g = ∇ score(x_m), and a soft threshold keeps the strongest pixels: with e = ‖g‖ over channels and q its
    (1 - f) quantile, g' = max(e - q, 0)·g/e on the mask e > q;
-3. a self-normalized step whose size is a fraction γ_t of the image's own norm on the mask:
-   x̂ ← clamp(x_m + γ_t·(‖x_m ⊙ mask‖ / ‖g' ⊙ mask‖)·g' ⊙ mask, -1, 1), with γ_t = γ·σ_t/σ_start, so
+3. a self-normalized step whose size is a fraction κ_t of the image's own norm on the mask:
+   x̂ ← clamp(x_m + κ_t·(‖x_m ⊙ mask‖ / ‖g' ⊙ mask‖)·g' ⊙ mask, -1, 1), with κ_t = κ·σ_t/σ_start, so
    guidance fades to nothing as the noise does.
 
 Two weight-free objectives live here (a colour palette and a second image's patch statistics); the CLIP
@@ -43,7 +43,7 @@ def soft_threshold(grad: torch.Tensor, fill_factor: float = 0.5) -> tuple[torch.
 
 
 def guided_step(x: torch.Tensor, grad: torch.Tensor, gamma: float, fill_factor: float = 0.5) -> torch.Tensor:
-    """One self-normalized, soft-thresholded ascent step of size γ relative to ‖x ⊙ mask‖, clamped to [-1, 1]."""
+    """One self-normalized, soft-thresholded ascent step of size κ relative to ‖x ⊙ mask‖, clamped to [-1, 1]."""
     shrunk, mask = soft_threshold(grad, fill_factor)
     mask = mask.to(x.dtype)
     step_norm = (shrunk * mask).norm()
@@ -67,7 +67,7 @@ class Guidance:
     """The stateful per-step guidance of text-guided style (momentum, soft threshold, self-normalized step).
 
     Call :meth:`reset` before a new trajectory, then ``guide(x_hat, sigma_t, sigma_start)`` once per step.
-    ``strength`` is γ, ``momentum`` is λ (the weight of the *new* estimate), ``fill_factor`` the share of
+    ``strength`` is κ, ``momentum`` is ω (the weight of the *new* estimate), ``fill_factor`` the share of
     pixels that move, ``iters`` the number of gradient steps per sampler step. ``history`` keeps the score
     seen at every call.
     """

@@ -43,7 +43,7 @@ def stylize(image, objective: Objective | None = None, *, prompt: str | None = N
     Give either ``objective`` (any callable score of a [-1, 1] image; see :mod:`sidlite.guidance`) or a
     text ``prompt`` (CLIP ``clip_model``, default ViT-B/32, loaded offline unless ``allow_download``).
     Defaults follow the paper's text-style preset: P = 7, T = 200, σ_min = 1e-4, noise level 0.3, η = 0,
-    strength γ = 1, momentum λ = 0.1, fill factor 0.5, one guidance step per sampler step, seed 10
+    strength κ = 1, momentum ω = 0.1, fill factor 0.5, one guidance step per sampler step, seed 10
     (the sampling settings are the 'stylize' preset; ``settings`` override ``config``).
     ``return_result`` also gives access to the :class:`SampleResult`, returned as (result, guidance).
     """
