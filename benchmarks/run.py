@@ -8,6 +8,7 @@ Sections (``--only`` picks some), one module each under benchmarks/sections/:
            ../shared/data/sinddm15: seconds per sample, patch-SWD, diversity, copy fraction, per backend,
            and each as a ratio to exact attention when that runs too (by default on a GPU; on a CPU one
            timed step per level stands in for its time);
+  ranking  top-k ranked in a PCA projection: candidate recall against full-dimension top-k, per size r;
   scaling  seconds per denoising step against N for every backend, with fitted exponents;
   latent   a 1024×1024 output in the weight-free latent, with 'auto' and with exact attention;
   apps     every application with its command-line defaults on a ~250×190 photograph (seconds each);
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sidlite  # noqa: E402
 from benchmarks.common import ROOT, SHARED, Context, machine  # noqa: E402
 
-SECTIONS = ("kernels", "naive", "table1", "scaling", "latent", "apps", "scale")
+SECTIONS = ("kernels", "naive", "table1", "ranking", "scaling", "latent", "apps", "scale")
 
 
 def markdown(results) -> str:

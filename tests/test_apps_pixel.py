@@ -261,3 +261,20 @@ def test_cli_refuses_to_overwrite_and_reports_errors(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["edit", "example:dots", "--paste", str(target), "-o", str(tmp_path / "e.png")]) == 2
     assert "--at" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("direction,num_shifts,stride", [("both", 4, 1), ("both", 3, 1), ("horizontal", 4, 2),
+                                                         ("vertical", 4, 1)])
+def test_shifted_estimate_crops_give_the_whole_image_values(direction, num_shifts, stride):
+    """Each rolled call denoises only the crop its mask needs; the blend equals whole-image calls."""
+    from sidlite.apps.tileable import shifted_estimate
+    from sidlite.denoiser import ImageDenoiser
+
+    generator = torch.Generator().manual_seed(3)
+    image = torch.rand(3, 36, 44, generator=generator) * 2 - 1
+    denoiser = ImageDenoiser(image, 5, "exact", query_stride=stride)
+    x_t = 0.7 * torch.roll(image, (5, 9), (1, 2)) + 0.7 * torch.randn(3, 36, 44, generator=generator)
+    layout = shift_masks(36, 44, direction, num_shifts)
+    whole = sum(m * torch.roll(denoiser(torch.roll(x_t, s, (-2, -1)), 0.7, 0.7), (-s[0], -s[1]), (-2, -1))
+                for s, m in layout) / sum(m for _, m in layout)
+    assert torch.allclose(shifted_estimate(denoiser, x_t, 0.7, 0.7, layout), whole, atol=1e-5)

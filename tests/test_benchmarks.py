@@ -28,3 +28,13 @@ def test_every_section_is_listed_and_renders_nothing_before_it_ran():
     for name in SECTIONS:
         module = importlib.import_module(f"benchmarks.sections.{name}")
         assert callable(module.run) and module.markdown({}) == [], name
+
+
+def test_recall_counts_the_reference_candidates_found():
+    import torch
+
+    from benchmarks.sections.ranking import recall
+
+    found = torch.tensor([[1, 2, -1], [4, 5, 6]])
+    reference = torch.tensor([[2, 3, -1], [6, 5, 4]])
+    assert recall(found, reference) == 4 / 5  # -1 (no candidate) is not counted; order does not matter

@@ -56,14 +56,35 @@ def shift_masks(height: int, width: int, direction: str = "both",
     return [(shift, mask.float()) for shift, mask in layout]
 
 
+def _needed_window(mask: torch.Tensor, reach: int, stride: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the pixels a denoiser call needs to give its exact values on ``mask``:
+    the mask's bounding box and the ``reach`` = P − 1 pixels around it that patches covering it span,
+    the top-left corner on the query stride's grid (so the crop's patches are the whole image's)."""
+    rows, cols = mask.any(1).nonzero()[:, 0], mask.any(0).nonzero()[:, 0]
+    top, left = max(0, int(rows[0]) - reach) // stride * stride, max(0, int(cols[0]) - reach) // stride * stride
+    return top, min(mask.shape[0], int(rows[-1]) + 1 + reach), left, min(mask.shape[1], int(cols[-1]) + 1 + reach)
+
+
 def shifted_estimate(denoiser: ImageDenoiser, x_t: torch.Tensor, alpha: float, sigma: float,
                      layout: list[tuple[tuple[int, int], torch.Tensor]]) -> torch.Tensor:
-    """x̂ = Σ_k m_k ⊙ roll_k⁻¹(D(roll_k(x_t))) / Σ_k m_k."""
+    """x̂ = Σ_k m_k ⊙ roll_k⁻¹(D(roll_k(x_t))) / Σ_k m_k.
+
+    Each rolled call denoises only the crop its mask needs (see :func:`_needed_window`): a pixel's estimate
+    depends only on the patches covering it, so the crop gives the whole image's values there, and the
+    four calls of the default layout cost about one call on the whole image instead of four.
+    """
     total = torch.zeros_like(x_t)
     weight = torch.zeros(x_t.shape[-2:], dtype=x_t.dtype, device=x_t.device)
+    reach = denoiser.patch_size - 1
     for (dy, dx), mask in layout:
         mask = mask.to(x_t.device, x_t.dtype)
-        estimate = denoiser(torch.roll(x_t, (dy, dx), (-2, -1)), alpha, sigma)
+        rolled = torch.roll(x_t, (dy, dx), (-2, -1))
+        top, bottom, left, right = _needed_window(torch.roll(mask, (dy, dx), (0, 1)) > 0, reach, denoiser.query_stride)
+        if min(bottom - top, right - left) >= denoiser.patch_size:
+            estimate = torch.zeros_like(rolled)
+            estimate[..., top:bottom, left:right] = denoiser(rolled[..., top:bottom, left:right], alpha, sigma)
+        else:  # a crop smaller than a patch: the whole image
+            estimate = denoiser(rolled, alpha, sigma)
         total += mask * torch.roll(estimate, (-dy, -dx), (-2, -1))
         weight += mask
     return total / weight
