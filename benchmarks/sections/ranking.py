@@ -19,7 +19,7 @@ NOISE = ((0.5, 0.866), (0.9, 0.436), (0.999, 0.045))  # (α, σ): early, middle 
 def recall(found: torch.Tensor, reference: torch.Tensor) -> float:
     """Share of the reference's candidates (dataset rows, −1 = none) that ``found`` also returns."""
     hit = (found[:, :, None] == reference[:, None, :]).any(2) & (reference >= 0)
-    return float(hit.sum() / (reference >= 0).sum())
+    return int(hit.sum()) / int((reference >= 0).sum())
 
 
 def run(context):
