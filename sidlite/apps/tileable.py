@@ -69,18 +69,20 @@ def shifted_estimate(denoiser: ImageDenoiser, x_t: torch.Tensor, alpha: float, s
                      layout: list[tuple[tuple[int, int], torch.Tensor]]) -> torch.Tensor:
     """x̂ = Σ_k m_k ⊙ roll_k⁻¹(D(roll_k(x_t))) / Σ_k m_k.
 
-    Each rolled call denoises only the crop its mask needs (see :func:`_needed_window`): a pixel's estimate
-    depends only on the patches covering it, so the crop gives the whole image's values there, and the
-    four calls of the default layout cost about one call on the whole image instead of four.
+    Each rolled call of an :class:`ImageDenoiser` denoises only the crop its mask needs (see
+    :func:`_needed_window`): a pixel's estimate depends only on the patches covering it, so the crop gives
+    the whole image's values there, and the four calls of the default layout cost about one call on the
+    whole image instead of four. Any other callable ``denoiser(x, α, σ)`` gets whole images.
     """
     total = torch.zeros_like(x_t)
     weight = torch.zeros(x_t.shape[-2:], dtype=x_t.dtype, device=x_t.device)
-    reach = denoiser.patch_size - 1
+    patch_size = denoiser.patch_size if isinstance(denoiser, ImageDenoiser) else None
     for (dy, dx), mask in layout:
         mask = mask.to(x_t.device, x_t.dtype)
         rolled = torch.roll(x_t, (dy, dx), (-2, -1))
-        top, bottom, left, right = _needed_window(torch.roll(mask, (dy, dx), (0, 1)) > 0, reach, denoiser.query_stride)
-        if min(bottom - top, right - left) >= denoiser.patch_size:
+        top, bottom, left, right = (0, 0, 0, 0) if patch_size is None else \
+            _needed_window(torch.roll(mask, (dy, dx), (0, 1)) > 0, patch_size - 1, denoiser.query_stride)
+        if patch_size is not None and min(bottom - top, right - left) >= patch_size:
             estimate = torch.zeros_like(rolled)
             estimate[..., top:bottom, left:right] = denoiser(rolled[..., top:bottom, left:right], alpha, sigma)
         else:  # a crop smaller than a patch: the whole image
