@@ -50,7 +50,8 @@ def run(context):
             sync(device)
             seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
             shape = list(sidlite.load_image(Path(folder) / f"{name}.png").shape[1:]) if code == 0 else None
-            rows[name] = {"command": "sidlite " + " ".join(a if not a.startswith(folder) else Path(a).name for a in argv),
+            shown = [Path(a).name if a.startswith(folder) else a.replace(str(data), "../shared/data") for a in argv]
+            rows[name] = {"command": "sidlite " + " ".join(shown),
                           "seconds": seconds, "cpu_seconds": cpu, "exit": code, "output": shape}
             print(f"  {name}: {seconds:.1f} s, CPU {cpu:.1f} s (exit {code})", flush=True)
             results["apps"] = rows

@@ -33,7 +33,7 @@ def markdown(results) -> list[str]:
     lines = []
     sc = results.get("scaling")
     if sc:
-        lines += ["## Seconds per denoising step against N (D = 147)", "", "| backend | " +
+        lines += ["## Seconds per denoising step against N (d = 147)", "", "| backend | " +
                   " | ".join(f"N={n}" for n in next(iter(sc.values()))["n"]) + " | exponent |",
                   "|---" * (len(next(iter(sc.values()))["n"]) + 2) + "|"]
         for backend, row in sc.items():
