@@ -8,7 +8,8 @@ benchmarks/results/evaluation_<device>.{json,md}: per image and mean ± std over
 paper's quoted numbers beside them. SIFID and LPIPS diversity appear when their weights are on disk
 (see sidlite/evaluation/networks.py). The exact method costs minutes per sample on a CPU, so on a CPU
 it runs on the first ``--exact-images`` images only (default 1); the table says how many images each
-method saw. Results are saved after every method, so a long run keeps what it measured.
+method saw. Results are saved after every method, so a long run keeps what it measured; ``--append``
+runs more methods into the same table.
 """
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--root", default=None, help="folder holding sinddm15/ (default ../shared/data)")
     parser.add_argument("--out", default=None, help="output stem (default benchmarks/results/evaluation_<device>)")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the other methods' rows already in the output (a long table run in parts)")
     args = parser.parse_args(argv)
     try:
         images = load_benchmark("sinddm15", root=args.root, max_side=args.max_side)
@@ -65,8 +68,20 @@ def main(argv=None):
     machine = {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
                "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
     combined = EvaluationTable()
-    seen = {}
-    started = time.perf_counter()
+    seen, earlier = {}, 0.0
+    if args.append and stem.with_suffix(".json").exists():  # keep what other runs measured for other methods
+        prior, chosen = json.loads(stem.with_suffix(".json").read_text()), args.methods.split(",")
+        ours = {"patch_size": args.patch_size, "num_levels": args.num_levels, "samples_per_image": args.samples,
+                "max_side": args.max_side}
+        differ = [k for k, v in ours.items() if prior["settings"].get(k, v) != v]
+        if differ:
+            parser.error(f"--append: {stem}.json was made with other settings ({', '.join(differ)}); "
+                         f"use the same ones or another --out")
+        combined.rows = [row for row in prior["rows"] if row["method"] not in chosen]
+        combined.notes = {k: v for k, v in prior["notes"].items() if k not in chosen}
+        seen = {k: v for k, v in prior["images_per_method"].items() if k not in chosen}
+        earlier = prior["elapsed_s"]
+    started = time.perf_counter() - earlier
     for method in args.methods.split(","):
         subset = dict(list(images.items())[:exact_images]) if method == "sidlite-exact" else images
         seen[method] = len(subset)
