@@ -13,18 +13,29 @@ from .pyramid import resize
 from .runtime import make_generator
 
 
+#: Rows the float32 ranking of the dense scan passes on to be compared in float64: the float32 form
+#: ‖y‖² − 2x·y cancels, so rows within its rounding of the nearest may be ranked in either order.
+DENSE_SHORTLIST = 4
+
+
 def _dense_nearest(queries: torch.Tensor, dataset: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """The dense scan: float32 ranking by ‖y‖² − 2x·y, then the picked row's distance in float64
-    (squared Euclidean, not divided by D). Query chunks hold at most 2²⁵ scores (128 MB), whatever N."""
+    """The dense scan: float32 ranking by ‖y‖² − 2x·y keeps :data:`DENSE_SHORTLIST` rows per query, whose
+    distances (squared Euclidean, not divided by d) are then computed and compared in float64. Query
+    chunks hold at most 2²⁵ scores (128 MB), whatever N."""
     queries, dataset = queries.float(), dataset.float().contiguous()
+    dataset64 = dataset.double()
     chunk = max(1, min(chunk, 2 ** 25 // dataset.shape[0]))
-    sq_norms = (dataset.double() ** 2).sum(1).float()
+    sq_norms = (dataset64 ** 2).sum(1).float()
+    shortlist = min(DENSE_SHORTLIST, dataset.shape[0])
     best, index = [], []
     for start in range(0, queries.shape[0], chunk):
         x = queries[start:start + chunk]
-        where = torch.addmm(sq_norms, x, dataset.T, alpha=-2.0).argmin(1)
-        best.append(((x.double() - dataset[where].double()) ** 2).sum(1))
-        index.append(where)
+        where = torch.addmm(sq_norms, x, dataset.T, alpha=-2.0).topk(shortlist, dim=1, largest=False).indices
+        owner = torch.arange(x.shape[0]).repeat_interleave(shortlist)
+        exact = _exact_sq(x.double(), dataset64, owner, where.reshape(-1)).view(-1, shortlist)
+        low, at = exact.min(1)
+        best.append(low)
+        index.append(where.gather(1, at[:, None])[:, 0])
     return torch.cat(best), torch.cat(index)
 
 
@@ -60,8 +71,8 @@ def nearest_patches(queries: torch.Tensor, dataset: torch.Tensor, chunk: int = 4
     """For each query row, the mean squared difference to its nearest dataset row, and that row's index.
 
     Distances are exact float64 values of the row returned. Small problems are scanned densely (float32
-    ranking, then the picked row's distance in float64: rows tied to within float32 rounding may be
-    swapped, which no distance shows). Large ones are searched in two stages: a k-d tree over the
+    ranking keeps a shortlist of 4 rows, compared in float64, so float32 cancellation does not pick a
+    slightly farther row). Large ones are searched in two stages: a k-d tree over the
     ``rank`` leading principal-direction coordinates proposes ``candidates`` rows per query, whose exact
     distances are computed; a query is *certified* when its last candidate's projected distance (a
     lower bound on the distance of every row not proposed) is no smaller than its best exact distance.
