@@ -175,6 +175,15 @@ class SingleImageModel:
                               generator=generator, hooks=hooks, record=record, progress=progress,
                               device=self.device, dtype=self.levels[0].dtype)
 
+    def images(self, count: int, seed: int | None = None):
+        """``count`` finished images (C, H, W), of seeds seed, seed + 1, …, sampled :attr:`config`'s
+        ``batch_size`` at a time; yields each as soon as its batch is done."""
+        seed, batch = (self.config.seed if seed is None else seed), self.config.batch_size
+        for first in range(0, count, batch):
+            size = min(batch, count - first)
+            result = self.sample(seed + first, batch=size).image
+            yield from (result if size > 1 else result[None])
+
     def __repr__(self) -> str:
         levels = ", ".join(f"{h}x{w}" for h, w in self.reference_shapes)
         return f"SingleImageModel(P={self.patch_size}, levels=[{levels}], backend={self.plan.levels[0].backend})"

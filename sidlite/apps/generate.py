@@ -48,10 +48,4 @@ def generate(image, num_samples: int = 1, *, size: Sequence[int] | None = None, 
     """
     check(isinstance(num_samples, int) and num_samples >= 1, f"the number of samples must be >= 1, got {num_samples}")
     codec, model = generation_model(image, size, latent=latent, config=config, keep_levels=num_samples > 1, **settings)
-    seed, batch = model.config.seed, model.config.batch_size
-    images = []
-    for first in range(0, num_samples, batch):
-        count = min(batch, num_samples - first)
-        result = model.sample(seed + first, batch=count).image
-        images += [codec.decode(image) for image in (result if count > 1 else result[None])]
-    return torch.stack(images)
+    return torch.stack([codec.decode(image) for image in model.images(num_samples)])

@@ -56,13 +56,20 @@ def shift_masks(height: int, width: int, direction: str = "both",
     return [(shift, mask.float()) for shift, mask in layout]
 
 
-def _needed_window(mask: torch.Tensor, reach: int, stride: int) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of the pixels a denoiser call needs to give its exact values on ``mask``:
-    the mask's bounding box and the ``reach`` = P − 1 pixels around it that patches covering it span,
-    the top-left corner on the query stride's grid (so the crop's patches are the whole image's)."""
+def _crop(denoiser, mask: torch.Tensor) -> tuple[slice, slice] | None:
+    """The (rows, cols) an :class:`ImageDenoiser` needs to give its exact values on ``mask``: the mask's
+    bounding box and the P − 1 pixels around it that patches covering it span, the top-left corner on the
+    query stride's grid (so the crop's patches are the whole image's). None: denoise the whole image (any
+    other denoiser callable, or a crop smaller than a patch)."""
+    if not isinstance(denoiser, ImageDenoiser):
+        return None
+    reach, stride = denoiser.patch_size - 1, denoiser.query_stride
     rows, cols = mask.any(1).nonzero()[:, 0], mask.any(0).nonzero()[:, 0]
     top, left = max(0, int(rows[0]) - reach) // stride * stride, max(0, int(cols[0]) - reach) // stride * stride
-    return top, min(mask.shape[0], int(rows[-1]) + 1 + reach), left, min(mask.shape[1], int(cols[-1]) + 1 + reach)
+    bottom, right = min(mask.shape[0], int(rows[-1]) + 1 + reach), min(mask.shape[1], int(cols[-1]) + 1 + reach)
+    if min(bottom - top, right - left) < denoiser.patch_size:
+        return None
+    return slice(top, bottom), slice(left, right)
 
 
 def shifted_estimate(denoiser: ImageDenoiser, x_t: torch.Tensor, alpha: float, sigma: float,
@@ -70,23 +77,21 @@ def shifted_estimate(denoiser: ImageDenoiser, x_t: torch.Tensor, alpha: float, s
     """x̂ = Σ_k m_k ⊙ roll_k⁻¹(D(roll_k(x_t))) / Σ_k m_k.
 
     Each rolled call of an :class:`ImageDenoiser` denoises only the crop its mask needs (see
-    :func:`_needed_window`): a pixel's estimate depends only on the patches covering it, so the crop gives
+    :func:`_crop`): a pixel's estimate depends only on the patches covering it, so the crop gives
     the whole image's values there, and the four calls of the default layout cost about one call on the
     whole image instead of four. Any other callable ``denoiser(x, α, σ)`` gets whole images.
     """
     total = torch.zeros_like(x_t)
     weight = torch.zeros(x_t.shape[-2:], dtype=x_t.dtype, device=x_t.device)
-    patch_size = denoiser.patch_size if isinstance(denoiser, ImageDenoiser) else None
     for (dy, dx), mask in layout:
         mask = mask.to(x_t.device, x_t.dtype)
         rolled = torch.roll(x_t, (dy, dx), (-2, -1))
-        top, bottom, left, right = (0, 0, 0, 0) if patch_size is None else \
-            _needed_window(torch.roll(mask, (dy, dx), (0, 1)) > 0, patch_size - 1, denoiser.query_stride)
-        if patch_size is not None and min(bottom - top, right - left) >= patch_size:
-            estimate = torch.zeros_like(rolled)
-            estimate[..., top:bottom, left:right] = denoiser(rolled[..., top:bottom, left:right], alpha, sigma)
-        else:  # a crop smaller than a patch: the whole image
+        crop = _crop(denoiser, torch.roll(mask, (dy, dx), (0, 1)) > 0)
+        if crop is None:
             estimate = denoiser(rolled, alpha, sigma)
+        else:
+            estimate = torch.zeros_like(rolled)
+            estimate[..., crop[0], crop[1]] = denoiser(rolled[..., crop[0], crop[1]], alpha, sigma)
         total += mask * torch.roll(estimate, (-dy, -dx), (-2, -1))
         weight += mask
     return total / weight

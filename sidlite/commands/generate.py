@@ -34,10 +34,6 @@ def run(args) -> None:
         return
     height, width = (side * codec.cell_size for side in model.sample_shapes[0])
     check_disk_space(paths[0], height, width, len(paths))
-    batch = model.config.batch_size
-    for first in range(0, len(paths), batch):
-        count = min(batch, len(paths) - first)
-        result = model.sample(model.config.seed + first, batch=count).image
-        for image, path in zip(result if count > 1 else result[None], paths[first:first + count]):
-            for written in save_result(codec, image, path, args.overwrite):
-                print(written)
+    for image, path in zip(model.images(len(paths)), paths):
+        for written in save_result(codec, image, path, args.overwrite):
+            print(written)
