@@ -9,7 +9,8 @@ paper's quoted numbers beside them. SIFID and LPIPS diversity appear when their 
 (see sidlite/evaluation/networks.py). The exact method costs minutes per sample on a CPU, so on a CPU
 it runs on the first ``--exact-images`` images only (default 1); the table says how many images each
 method saw. Results are saved after every method, so a long run keeps what it measured; ``--append``
-runs more methods into the same table.
+resumes a table run in parts: it keeps every (method, image) row already measured and runs only the
+missing ones.
 """
 from __future__ import annotations
 
@@ -39,6 +40,20 @@ def paper_markdown() -> str:
     return "\n".join(rows)
 
 
+def save(stem: Path, combined: EvaluationTable, machine: dict, elapsed: float) -> None:
+    """Write the table so far (called after every image, so a long run keeps what it measured)."""
+    seen = {m: sum(r["method"] == m for r in combined.rows) for m in combined.methods()}
+    result = {"machine": machine, "images_per_method": seen, "elapsed_s": elapsed, **json.loads(combined.to_json())}
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    md = [f"# Table-1 evaluation on {machine['device']} ({machine['cpu_threads']} CPU threads)", "",
+          f"Setting: {combined.settings}. Images per method: {seen}. Elapsed {elapsed:.0f} s.", "",
+          "## Mean ± std over images (this run)", "", combined.markdown(), "",
+          "## The paper's numbers (quoted, secondary summary; RTX A6000; 50 samples per image)", "",
+          paper_markdown(), "", "## Methods", ""] + [f"- {k}: {v}" for k, v in combined.notes.items()] + [
+          "", "## Per image", "", combined.markdown(per_image=True)]
+    stem.with_suffix(".md").write_text("\n".join(md) + "\n")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=15, help="first N images of sinddm15 (default all 15)")
@@ -53,7 +68,7 @@ def main(argv=None):
     parser.add_argument("--root", default=None, help="folder holding sinddm15/ (default ../shared/data)")
     parser.add_argument("--out", default=None, help="output stem (default benchmarks/results/evaluation_<device>)")
     parser.add_argument("--append", action="store_true",
-                        help="keep the other methods' rows already in the output (a long table run in parts)")
+                        help="keep the rows already in the output and run only the missing (method, image) pairs")
     args = parser.parse_args(argv)
     try:
         images = load_benchmark("sinddm15", root=args.root, max_side=args.max_side)
@@ -68,39 +83,31 @@ def main(argv=None):
     machine = {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
                "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
     combined = EvaluationTable()
-    seen, earlier = {}, 0.0
-    if args.append and stem.with_suffix(".json").exists():  # keep what other runs measured for other methods
-        prior, chosen = json.loads(stem.with_suffix(".json").read_text()), args.methods.split(",")
+    earlier = 0.0
+    if args.append and stem.with_suffix(".json").exists():  # resume: keep every (method, image) already measured
+        prior = json.loads(stem.with_suffix(".json").read_text())
         ours = {"patch_size": args.patch_size, "num_levels": args.num_levels, "samples_per_image": args.samples,
                 "max_side": args.max_side}
         differ = [k for k, v in ours.items() if prior["settings"].get(k, v) != v]
         if differ:
             parser.error(f"--append: {stem}.json was made with other settings ({', '.join(differ)}); "
                          f"use the same ones or another --out")
-        combined.rows = [row for row in prior["rows"] if row["method"] not in chosen]
-        combined.notes = {k: v for k, v in prior["notes"].items() if k not in chosen}
-        seen = {k: v for k, v in prior["images_per_method"].items() if k not in chosen}
+        combined.rows, combined.notes, combined.settings = prior["rows"], prior["notes"], prior["settings"]
         earlier = prior["elapsed_s"]
     started = time.perf_counter() - earlier
     for method in args.methods.split(","):
         subset = dict(list(images.items())[:exact_images]) if method == "sidlite-exact" else images
-        seen[method] = len(subset)
-        table = evaluate(method, subset, samples_per_image=args.samples, device=device, progress=True,
-                         patch_size=args.patch_size, num_levels=args.num_levels)
-        combined.rows += table.rows
-        combined.settings, combined.notes = table.settings, {**combined.notes, **table.notes}
-        combined.settings["max_side"] = args.max_side
-        result = {"machine": machine, "images_per_method": seen, "elapsed_s": time.perf_counter() - started,
-                  **json.loads(combined.to_json())}
-        stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
-        md = [f"# Table-1 evaluation on {machine['device']} ({machine['cpu_threads']} CPU threads)", "",
-              f"Setting: {combined.settings}. Images per method: {seen}. Elapsed {result['elapsed_s']:.0f} s.", "",
-              "## Mean ± std over images (this run)", "", combined.markdown(), "",
-              "## The paper's numbers (quoted, secondary summary; RTX A6000; 50 samples per image)", "",
-              paper_markdown(), "", "## Methods", ""] + [f"- {k}: {v}" for k, v in combined.notes.items()] + [
-              "", "## Per image", "", combined.markdown(per_image=True)]
-        stem.with_suffix(".md").write_text("\n".join(md) + "\n")
-        print(f"saved {stem}.json/.md after {method}", flush=True)
+        done = {row["image"] for row in combined.rows if row["method"] == method}
+        for name, image in subset.items():
+            if name in done:
+                continue
+            table = evaluate(method, {name: image}, samples_per_image=args.samples, device=device, progress=True,
+                             patch_size=args.patch_size, num_levels=args.num_levels)
+            combined.rows += table.rows
+            combined.settings, combined.notes = table.settings, {**combined.notes, **table.notes}
+            combined.settings["max_side"] = args.max_side
+            save(stem, combined, machine, time.perf_counter() - started)
+        print(f"saved {stem}.json/.md with {method} on {len(subset)} images", flush=True)
     return 0
 
 

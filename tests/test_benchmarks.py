@@ -38,3 +38,29 @@ def test_recall_counts_the_reference_candidates_found():
     found = torch.tensor([[1, 2, -1], [4, 5, 6]])
     reference = torch.tensor([[2, 3, -1], [6, 5, 4]])
     assert recall(found, reference) == 4 / 5  # -1 (no candidate) is not counted; order does not matter
+
+
+@pytest.mark.skipif(not (DATA / "sinddm15" / "aqueduct.png").exists(), reason="needs ../shared/data")
+def test_evaluation_table_resumes_where_a_run_stopped(tmp_path):
+    import json
+
+    from benchmarks.evaluation import main
+
+    stem = tmp_path / "table"
+    small = ["--images", "2", "--samples", "2", "--max-side", "32", "--patch-size", "5", "--num-levels", "1",
+             "--device", "cpu", "--root", str(DATA), "--out", str(stem)]
+    assert main(small + ["--methods", "copy"]) == 0
+    first = json.loads(stem.with_suffix(".json").read_text())
+    assert first["images_per_method"] == {"copy": 2}
+    kept = first["rows"][0]
+    first["rows"] = first["rows"][:1]  # as if the run had stopped after one image
+    stem.with_suffix(".json").write_text(json.dumps(first))
+    assert main(small + ["--methods", "copy,gpnn", "--append"]) == 0
+    resumed = json.loads(stem.with_suffix(".json").read_text())
+    assert resumed["images_per_method"] == {"copy": 2, "gpnn": 2}
+    assert resumed["rows"][0] == kept  # the measured row is kept, not measured again
+    copies = [r["image"] for r in resumed["rows"] if r["method"] == "copy"]
+    assert len(copies) == len(set(copies)) == 2  # only the missing image was run
+    with pytest.raises(SystemExit):  # other settings cannot be appended to the same table
+        main(small[:-6] + ["--patch-size", "7", "--num-levels", "1", "--device", "cpu", "--root", str(DATA),
+                           "--out", str(stem), "--methods", "copy", "--append"])
