@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .backends import make_backend
 from .errors import check
-from .patches import axis_coverage, extract_patches, gaussian_window, patch_grid
+from .patches import axis_coverage, extract_patches, fold_add, gaussian_window, patch_grid, windowed_columns
 from .patchsets import ImagePatchSet
 from .plan import MAX_BAND_BYTES
 from .runtime import default_memory_budget, parse_bytes
@@ -104,12 +104,17 @@ class ImageDenoiser:
         for first in range(0, rows, band):
             last = min(rows, first + band)
             top, bottom = first * s, (last - 1) * s + p
-            queries = torch.cat([extract_patches(image[:, top:bottom], p, s) for image in images])
+            bands = [extract_patches(image[:, top:bottom], p, s) for image in images]
+            queries = bands[0] if count == 1 else torch.cat(bands)  # (a cat would copy even one band)
+            del bands
             estimates = self.backend.denoise(queries, alpha, sigma)
             del queries
-            columns = estimates.mul_(window).view(count, -1, estimates.shape[1]).transpose(1, 2).contiguous()
-            del estimates  # fold reads (B, D, M); col2im on the transposed view would be slower than this copy
-            numerator[:, :, top:bottom] += F.fold(columns, (bottom - top, width), p, stride=s)
+            per_image = estimates.shape[0] // count
+            columns = estimates.new_empty(count, estimates.shape[1], per_image)  # fold reads (B, D, M)
+            for i in range(count):
+                windowed_columns(estimates[i * per_image:(i + 1) * per_image], window, out=columns[i])
+            del estimates
+            fold_add(numerator[:, :, top:bottom], columns, p, s)
         device = str(x_t.device)
         coverage = (axis_coverage(height, p, s, self.rho, x_t.dtype, device)[:, None]
                     * axis_coverage(width, p, s, self.rho, x_t.dtype, device)[None, :])

@@ -53,6 +53,44 @@ def gaussian_window(patch_size: int, rho: float = 0.2, dtype=torch.float32, devi
     return torch.outer(g, g).to(dtype=dtype, device=device)
 
 
+TRANSPOSE_BLOCK = 512  # patches transposed at once: a block of a few hundred kB stays in cache
+
+
+def windowed_columns(patches: torch.Tensor, window: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """(D, M) = (patches · window)ᵀ, the layout ``F.fold`` reads, written into ``out`` when given.
+
+    On a CPU the transposing copy goes in blocks of :data:`TRANSPOSE_BLOCK` rows: a whole-matrix
+    transposing copy streams one of the two operands with a stride of D and measured 2–5× slower than
+    the blocks on a 2-core Xeon (M ≈ 44k–62k, D = 675–784). Column-major input needs no copy order.
+    """
+    out = torch.empty(patches.shape[1], patches.shape[0], dtype=patches.dtype, device=patches.device) \
+        if out is None else out
+    if patches.device.type != "cpu" or patches.stride(0) == 1:
+        return torch.mul(patches.T, window[:, None], out=out)
+    for start in range(0, patches.shape[0], TRANSPOSE_BLOCK):
+        end = start + TRANSPOSE_BLOCK
+        torch.mul(patches[start:end].T, window[:, None], out=out[:, start:end])
+    return out
+
+
+def fold_add(out: torch.Tensor, columns: torch.Tensor, patch_size: int, stride: int = 1) -> torch.Tensor:
+    """Overlap-add (B, C·P², rows·cols) patch columns into the (B, C, H, W) images ``out`` (``F.fold``'s sum).
+
+    On a CPU it adds one (rows, cols) plane per patch offset into a strided slice of ``out``: P² large,
+    contiguous additions, which measured 3–4.6× faster than ``F.fold`` (col2im) on a 2-core Xeon
+    (M ≈ 15k–62k queries, C·P² = 675 and 784). Other devices use ``F.fold``, one kernel.
+    """
+    if columns.device.type != "cpu":
+        return out.add_(F.fold(columns, tuple(out.shape[-2:]), patch_size, stride=stride))
+    count, dim, _ = columns.shape
+    rows, cols = patch_grid(out.shape[-2], out.shape[-1], patch_size, stride)
+    planes = columns.view(count, dim // patch_size ** 2, patch_size, patch_size, rows, cols)
+    for dy in range(patch_size):
+        for dx in range(patch_size):
+            out[:, :, dy:dy + stride * (rows - 1) + 1:stride, dx:dx + stride * (cols - 1) + 1:stride] += planes[:, :, dy, dx]
+    return out
+
+
 def fold_patches(patches: torch.Tensor, shape: tuple[int, int, int], patch_size: int,
                  stride: int = 1, rho: float = 0.2) -> torch.Tensor:
     """Weighted average of overlapping patch estimates back into a (C, H, W) image.
@@ -63,8 +101,8 @@ def fold_patches(patches: torch.Tensor, shape: tuple[int, int, int], patch_size:
     check(patches.shape[1] == channels * patch_size ** 2,
           f"patches have {patches.shape[1]} values but C·P² = {channels * patch_size ** 2}")
     window = gaussian_window(patch_size, rho, patches.dtype, patches.device).flatten().repeat(channels)
-    weighted = patches * window  # keeps the operand's layout: column-major input needs no transpose below
-    numerator = F.fold(weighted.T.contiguous().unsqueeze(0), (height, width), patch_size, stride=stride)
+    numerator = fold_add(patches.new_zeros(1, channels, height, width), windowed_columns(patches, window)[None],
+                         patch_size, stride)
     device = str(patches.device)
     coverage = (axis_coverage(height, patch_size, stride, rho, patches.dtype, device)[:, None]
                 * axis_coverage(width, patch_size, stride, rho, patches.dtype, device)[None, :])

@@ -3,7 +3,8 @@ stride, band height, dtype, and the memory and work each level will cost.
 
 The memory a level needs while it is sampled is
 
-* its images: the sampler's state, estimate, noise prediction, fold numerator and blend temporaries
+* its images: the sampler's state, estimate, noise prediction, fold numerator, the upsampled coarser
+  result and blend temporaries
   (about :data:`IMAGE_COPIES` images of the output level), the noise drawn up front for every level,
   the finished coarser results, and the level image the patches come from;
 * its backend's index (k-means lists, padded keys …), from the backend's own estimate;

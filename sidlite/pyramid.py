@@ -94,12 +94,13 @@ def build_pyramid(image: torch.Tensor, shapes: list[tuple[int, int]]) -> list[to
     return levels
 
 
-def laplacian_blend(fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+def laplacian_blend(fine: torch.Tensor, coarse: torch.Tensor, upsampled: torch.Tensor | None = None) -> torch.Tensor:
     """Keep ``fine``'s own detail band and take its low band from ``coarse`` (the next coarser result).
 
     out = up(coarse) + fine - up(down(fine)), with down/up between fine's shape and coarse's shape.
+    ``upsampled`` is up(coarse) when the caller already has it (the sampler computes it once per level).
     """
     fine_shape = tuple(fine.shape[-2:])
     low_shape = tuple(coarse.shape[-2:])
     detail = fine - resize(resize(fine, low_shape), fine_shape)
-    return resize(coarse, fine_shape) + detail
+    return (resize(coarse, fine_shape) if upsampled is None else upsampled) + detail

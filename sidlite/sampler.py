@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .denoiser import ImageDenoiser
 from .errors import SidliteError, check
-from .pyramid import laplacian_blend
+from .pyramid import laplacian_blend, resize
 from .runtime import normal_noise
 from .schedule import Schedule
 
@@ -97,6 +97,7 @@ def sample_pyramid(denoisers: Sequence[ImageDenoiser | None], shapes: Sequence[t
         coarse = results[level + 1] if level + 1 < levels else None
         x, start = hooks.start(level, schedule, noise[level])
         height, width = shapes[level]
+        upsampled = resize(coarse, (height, width)) if coarse is not None else None  # the same at every step
         with tqdm(total=start, disable=not progress, unit="step", leave=False,
                   desc=f"level {levels - level}/{levels} ({height}x{width})") as bar:
             for t in range(start, 0, -1):
@@ -104,7 +105,7 @@ def sample_pyramid(denoisers: Sequence[ImageDenoiser | None], shapes: Sequence[t
                 x_hat = hooks.constrain(level, t, hooks.estimate(level, denoiser, x, alpha, sigma))
                 eps = schedule.predict_noise(x, x_hat, t)
                 if coarse is not None and t != 1:
-                    x_hat = laplacian_blend(x_hat, coarse)
+                    x_hat = laplacian_blend(x_hat, coarse, upsampled)
                 if record:
                     trajectory.append(StepRecord(level, t, alpha, sigma, x.cpu(), x_hat.cpu()))
                 x = schedule.step(x_hat, eps, t - 1, etas[level], generator)

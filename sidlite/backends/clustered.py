@@ -274,9 +274,9 @@ class TopKBackend(ClusteredBackend):
         k, pairs = self.k, query_of.shape[0]
         logits = ranked.new_full((pairs, k), -math.inf)
         index = torch.zeros(pairs, k, dtype=torch.long, device=ranked.device)
-        grouped = ranked.index_select(0, query_of)
-        for p0, p1, a, b in segments:
-            scores = torch.addmm(bias[a:b], grouped[p0:p1], self.sorted[a:b].T, alpha=scale)
+        for p0, p1, a, b in segments:  # each list's queries gathered just before use, while in cache
+            grouped = ranked.index_select(0, query_of[p0:p1])
+            scores = torch.addmm(bias[a:b], grouped, self.sorted[a:b].T, alpha=scale)
             top = scores.topk(min(k, b - a), dim=1)
             logits[p0:p1, :top.values.shape[1]] = top.values
             index[p0:p1, :top.values.shape[1]] = top.indices + a
