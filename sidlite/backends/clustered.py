@@ -88,11 +88,11 @@ class ClusteredBackend(PatchBackend):
         nlist = nlist or default_nlist(num_patches)
         mean_list = num_patches / nlist
         # the sorted copy, ids and norms, and while it is built k-means' training points; per probed list:
-        # a gathered query row, a partial result and a score row of the mean list size; work: centroid
-        # ranking, then the probed lists (twice: logits, sums)
+        # a partial result and a score row of the mean list size (a list's gathered queries are one
+        # list's worth, not per query); work: centroid ranking, then the probed lists (twice: logits, sums)
         training = 4 * dim * min(num_patches, 64 * nlist)
         return {"index_bytes": num_patches * (4 * dim + 20) + 4 * nlist * dim + training,
-                "bytes_per_query": nprobe * 4 * (2 * dim + 2 * mean_list + 4) + 4 * nlist,
+                "bytes_per_query": nprobe * 4 * (dim + 2 * mean_list + 4) + 4 * nlist,
                 "flops": 2.0 * num_queries * dim * (nlist + 2 * nprobe * mean_list)}
 
     def _list_table(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,10 +146,9 @@ class ClusteredBackend(PatchBackend):
         maxes = x.new_empty(pairs)
         sums = x.new_empty(pairs)
         partial = x.new_empty(pairs, dim)
-        grouped = x.index_select(0, query_of)  # the queries in list order: one gather, then slices
-        for p0, p1, a, b in segments:
+        for p0, p1, a, b in segments:  # each list's queries gathered just before use, while in cache
             values = self.sorted[a:b]
-            logits = torch.addmm(bias[a:b], grouped[p0:p1], values.T, alpha=scale)
+            logits = torch.addmm(bias[a:b], x.index_select(0, query_of[p0:p1]), values.T, alpha=scale)
             top = logits.amax(1, keepdim=True)
             weights = logits.sub_(top).exp_()
             maxes[p0:p1] = top[:, 0]
