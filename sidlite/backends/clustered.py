@@ -31,6 +31,7 @@ from .kmeans import INITS, kmeans, nearest_centroids, split_large_lists
 SCANS = ("auto", "loop", "batched")
 PCA_SAMPLE = 16384  # patches the ranking projection is fitted on
 MAX_PAIRS = 2 ** 17  # (query, list) pairs per batch: bounds the partial results (~350 MB at D = 675)
+MAX_SCORES = 2 ** 25  # top-k's score table per batch, (query, list) pairs × longest list: 128 MB
 WEIGH_BLOCK = 512  # queries whose k winners are gathered and weighted at once (a few MB: they stay in cache)
 
 
@@ -105,6 +106,15 @@ class ClusteredBackend(PatchBackend):
     def nlist(self) -> int:
         return self.centroids.shape[0]
 
+    @property
+    def longest_list(self) -> int:
+        """Patches in the largest list (at most ``split_above`` times the mean, when lists are split)."""
+        return max(b - a for a, b in zip(self.offsets, self.offsets[1:]))
+
+    def _queries_per_chunk(self) -> int:
+        """Queries denoised at once: at most :data:`MAX_PAIRS` (query, list) pairs."""
+        return max(1, MAX_PAIRS // self.nprobe)
+
     def list_sizes(self) -> torch.Tensor:
         """Number of patches in each list."""
         return torch.tensor(self.offsets).diff()
@@ -130,7 +140,7 @@ class ClusteredBackend(PatchBackend):
 
     @torch.no_grad()
     def _denoise(self, queries, alpha, sigma):
-        chunk = max(1, MAX_PAIRS // self.nprobe)
+        chunk = self._queries_per_chunk()
         if queries.shape[0] <= chunk:
             return self._denoise_chunk(queries, alpha, sigma)
         out = torch.empty_like(queries)
@@ -213,6 +223,10 @@ class TopKBackend(ClusteredBackend):
             cost["flops"] = 2.0 * num_queries * (rank * (nlist + nprobe * num_patches / nlist + dim) + 2 * k * dim)
         return cost
 
+    def _queries_per_chunk(self) -> int:
+        """Queries denoised at once: also at most :data:`MAX_SCORES` entries in the loop scan's score table."""
+        return max(1, min(MAX_PAIRS, MAX_SCORES // self.longest_list) // self.nprobe)
+
     def _list_table(self):
         if self.rank_dim is None:
             return super()._list_table()
@@ -267,20 +281,28 @@ class TopKBackend(ClusteredBackend):
         return best.values, index.gather(1, best.indices)
 
     def _scan_loop(self, ranked, probed, scale, bias):
-        """Per (query, list) pair, in query order: the list's k best logits and their sorted positions,
-        one matrix product per list."""
+        """Per (query, list) pair, in query order: the list's k best logits and their sorted positions.
+
+        One matrix product per list writes its scores into one (pairs, S) table (S the longest list, the
+        rest −∞), each list's queries gathered just before use, while in cache; then one top-k over the
+        whole table. On the 2-core CPU that measured 10–15 % faster per call than a top-k per list (at
+        d = 147 and 675), because torch's top-k costs about a microsecond per row and call.
+        """
         query_of, segments = self._segments(probed)
-        k, pairs = self.k, query_of.shape[0]
-        logits = ranked.new_full((pairs, k), -math.inf)
-        index = torch.zeros(pairs, k, dtype=torch.long, device=ranked.device)
-        for p0, p1, a, b in segments:  # each list's queries gathered just before use, while in cache
-            grouped = ranked.index_select(0, query_of[p0:p1])
-            scores = torch.addmm(bias[a:b], grouped, self.sorted[a:b].T, alpha=scale)
-            top = scores.topk(min(k, b - a), dim=1)
-            logits[p0:p1, :top.values.shape[1]] = top.values
-            index[p0:p1, :top.values.shape[1]] = top.indices + a
+        k, width = self.k, self.longest_list
+        scores = ranked.new_empty(query_of.shape[0], width)
+        for p0, p1, a, b in segments:
+            torch.addmm(bias[a:b], ranked.index_select(0, query_of[p0:p1]), self.sorted[a:b].T, alpha=scale,
+                        out=scores[p0:p1, :b - a])
+            scores[p0:p1, b - a:] = -math.inf
+        top = scores.topk(min(k, width), dim=1)
+        del scores
+        first = torch.tensor([a for _, _, a, _ in segments], device=ranked.device)
+        pairs_per_list = torch.tensor([p1 - p0 for p0, p1, _, _ in segments], device=ranked.device)
+        index = torch.repeat_interleave(first, pairs_per_list)[:, None] + top.indices
+        index = torch.where(torch.isfinite(top.values), index, 0)  # a short list's padding is never a candidate
         by_query = torch.argsort(query_of, stable=True)
-        return logits[by_query], index[by_query]
+        return top.values[by_query], index[by_query]
 
     def _padded_lists(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(nlist, S) sorted positions of every list padded to the longest S, and which are real."""
