@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sidlite import SidliteError, make_backend, naive_denoise
-from sidlite.backends import AttentionBackend, NaiveBackend
+from sidlite.backends import AttentionBackend, NaiveBackend, TopKBackend
 from sidlite.backends.attention import head_dim
 
 EXACT = ["exact", "attention"]
@@ -100,3 +100,19 @@ def test_bad_shapes_and_names():
         make_backend("exact", torch.full((4, 3), float("nan")))
     with pytest.raises(SidliteError):
         make_backend("exact", torch.zeros(0, 3))
+
+
+def test_topk_with_one_probed_list_shorter_than_k():
+    """nprobe = 1 and lists of at most 4 patches for k = 5: the missing candidates are -1, and the
+    estimate is the softmax over the ones found (the exact posterior mean over that list)."""
+    generator = torch.Generator().manual_seed(0)
+    dataset = torch.randn(6, 4, generator=generator)
+    backend = TopKBackend(dataset, k=5, nprobe=1, nlist=2, split_above=None)
+    queries = torch.randn(3, 4, generator=generator)
+    found = backend.neighbours(queries, 0.9)
+    assert backend.longest_list < 5 and (found == -1).any(1).all()
+    for row, query in zip(found, queries):
+        members = row[row >= 0]
+        assert sorted(members.tolist()) == sorted(torch.nonzero(backend.labels == backend.labels[members[0]])[:, 0].tolist())
+        weights = torch.softmax(-((query - 0.9 * dataset[members]) ** 2).sum(1) / (2 * 0.5 ** 2), 0)
+        assert torch.allclose(backend.denoise(query[None], 0.9, 0.5)[0], weights @ dataset[members], atol=1e-6)

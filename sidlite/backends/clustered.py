@@ -289,13 +289,14 @@ class TopKBackend(ClusteredBackend):
         d = 147 and 675), because torch's top-k costs about a microsecond per row and call.
         """
         query_of, segments = self._segments(probed)
-        k, width = self.k, self.longest_list
+        k = self.k
+        width = max(k, self.longest_list)  # at least k wide, so every pair yields k (−∞ where its list is short)
         scores = ranked.new_empty(query_of.shape[0], width)
         for p0, p1, a, b in segments:
             torch.addmm(bias[a:b], ranked.index_select(0, query_of[p0:p1]), self.sorted[a:b].T, alpha=scale,
                         out=scores[p0:p1, :b - a])
             scores[p0:p1, b - a:] = -math.inf
-        top = scores.topk(min(k, width), dim=1)
+        top = scores.topk(k, dim=1)
         del scores
         first = torch.tensor([a for _, _, a, _ in segments], device=ranked.device)
         pairs_per_list = torch.tensor([p1 - p0 for p0, p1, _, _ in segments], device=ranked.device)
