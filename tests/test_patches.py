@@ -49,3 +49,34 @@ def test_image_smaller_than_patch_is_a_clear_error():
         extract_patches(torch.zeros(3, 5, 20), 7)
     with pytest.raises(SidliteError):
         gaussian_window(5, 0.0)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_fold_add_equals_col2im(stride):
+    """The CPU fold (P² strided slice additions from the row-wise layout) is F.fold's overlap-add."""
+    import torch.nn.functional as F
+
+    from sidlite.patches import fold_add, windowed_rows
+
+    generator = torch.Generator().manual_seed(stride)
+    count, channels, height, width, p = 2, 3, 17, 22, 5
+    rows, cols = patch_grid(height, width, p, stride)
+    estimates = torch.randn(count * rows * cols, channels * p * p, generator=generator)
+    window = torch.rand(channels * p * p, generator=generator)
+    start = torch.randn(count, channels, height, width, generator=generator)
+    folded = fold_add(start.clone(), windowed_rows(estimates, window, rows, cols), p, stride)
+    columns = (estimates * window).view(count, rows * cols, -1).transpose(1, 2)
+    assert torch.allclose(folded, start + F.fold(columns, (height, width), p, stride=stride), atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fold_add_equals_the_cpu_one():
+    from sidlite.patches import fold_add, windowed_rows
+
+    generator = torch.Generator().manual_seed(0)
+    rows, cols = patch_grid(30, 26, 7, 2)
+    estimates, window = torch.randn(rows * cols, 3 * 49, generator=generator), torch.rand(3 * 49, generator=generator)
+    on_cpu = fold_add(torch.zeros(1, 3, 30, 26), windowed_rows(estimates, window, rows, cols), 7, 2)
+    on_gpu = fold_add(torch.zeros(1, 3, 30, 26, device="cuda"),
+                      windowed_rows(estimates.cuda(), window.cuda(), rows, cols), 7, 2)
+    assert torch.allclose(on_gpu.cpu(), on_cpu, atol=1e-4)
