@@ -17,6 +17,7 @@ lists (the paper's ANN, k = 5) and takes the softmax over those.
 from __future__ import annotations
 
 import math
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -106,9 +107,10 @@ class ClusteredBackend(PatchBackend):
     def nlist(self) -> int:
         return self.centroids.shape[0]
 
-    @property
+    @cached_property
     def longest_list(self) -> int:
-        """Patches in the largest list (at most ``split_above`` times the mean, when lists are split)."""
+        """Patches in the largest list (at most ``split_above`` times the mean, when lists are split); the
+        lists are fixed once built, so it is counted once, not on every call."""
         return max(b - a for a, b in zip(self.offsets, self.offsets[1:]))
 
     def _queries_per_chunk(self) -> int:
