@@ -10,7 +10,9 @@ paper's quoted numbers beside them. SIFID and LPIPS diversity appear when their 
 it runs on the first ``--exact-images`` images only (default 1); the table says how many images each
 method saw. Results are saved after every method, so a long run keeps what it measured; ``--append``
 resumes a table run in parts: it keeps every (method, image) row already measured and runs only the
-missing ones.
+missing ones. ``--add-metrics`` fills in metrics the stored rows lack (SIFID, LPIPS or NIQE once their
+files are on disk): it draws the same seeded samples again, checks that they reproduce the stored patch SWD
+and copy fraction, and keeps every stored number.
 """
 from __future__ import annotations
 
@@ -27,31 +29,56 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sidlite.errors import SidliteError  # noqa: E402
-from sidlite.evaluation import METHOD_NAMES, PAPER_TABLE1, EvaluationTable, evaluate, load_benchmark  # noqa: E402
+from sidlite.evaluation import (METHOD_NAMES, PAPER_TABLE1, EvaluationTable, NIQEModel, evaluate,  # noqa: E402
+                                load_benchmark, niqe)
+
+REPRODUCED = ("patch_swd", "copy_fraction")  # stored metrics a re-drawn sample must reproduce (--add-metrics)
 
 
 def paper_markdown() -> str:
-    rows = ["| method (quoted from the paper's Table 1) | SIFID | LPIPS diversity | pixel diversity | s / sample (A6000) |",
-            "|---|---|---|---|---|"]
+    rows = ["| method (quoted from the paper's Table 1) | SIFID | NIQE | LPIPS diversity | pixel diversity "
+            "| s / sample (A6000) |", "|---|---|---|---|---|---|"]
     for q in PAPER_TABLE1.values():
         cell = lambda m: f"{q[m][0]} ± {q[m][1]}" if m in q else "–"  # noqa: E731
-        rows.append(f"| {q['label']} | {cell('sifid')} | {cell('lpips_diversity')} | {cell('pixel_diversity')} | "
-                    f"{q.get('seconds', '–')} |")
+        rows.append(f"| {q['label']} | {cell('sifid')} | {cell('niqe')} | {cell('lpips_diversity')} | "
+                    f"{cell('pixel_diversity')} | {q.get('seconds', '–')} |")
     return "\n".join(rows)
 
 
-def save(stem: Path, combined: EvaluationTable, machine: dict, elapsed: float) -> None:
+def input_niqe(images: dict) -> dict[str, float]:
+    """NIQE of the inputs themselves, the yardstick for the samples' (empty without the pristine model)."""
+    try:
+        model = NIQEModel.pretrained()
+    except SidliteError:
+        return {}
+    return {name: niqe(image, model) for name, image in images.items()}
+
+
+def save(stem: Path, combined: EvaluationTable, machine: dict, elapsed: float, inputs: dict) -> None:
     """Write the table so far (called after every image, so a long run keeps what it measured)."""
     seen = {m: sum(r["method"] == m for r in combined.rows) for m in combined.methods()}
-    result = {"machine": machine, "images_per_method": seen, "elapsed_s": elapsed, **json.loads(combined.to_json())}
+    result = {"machine": machine, "images_per_method": seen, "elapsed_s": elapsed, "input_niqe": inputs,
+              **json.loads(combined.to_json())}
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    values = torch.tensor(list(inputs.values()), dtype=torch.float64)
+    spread = f"{values.mean():.3f} ± {values.std(unbiased=False):.3f}" if inputs else ""
+    yardstick = [f"NIQE of the {len(values)} inputs themselves: {spread}.", ""] if inputs else []
     md = [f"# Table-1 evaluation on {machine['device']} ({machine['cpu_threads']} CPU threads)", "",
           f"Setting: {combined.settings}. Images per method: {seen}. Elapsed {elapsed:.0f} s.", "",
-          "## Mean ± std over images (this run)", "", combined.markdown(), "",
+          "## Mean ± std over images (this run)", "", combined.markdown(), "", *yardstick,
           "## The paper's numbers (quoted, secondary summary; RTX A6000; 50 samples per image)", "",
           paper_markdown(), "", "## Methods", ""] + [f"- {k}: {v}" for k, v in combined.notes.items()] + [
           "", "## Per image", "", combined.markdown(per_image=True)]
     stem.with_suffix(".md").write_text("\n".join(md) + "\n")
+
+
+def add_missing_metrics(stored: dict, fresh: dict) -> None:
+    """Copy into ``stored`` the metrics only ``fresh`` has, once its samples are shown to be the same."""
+    for metric in REPRODUCED:
+        if abs(fresh[metric] - stored[metric]) > 1e-4 * max(abs(stored[metric]), 1e-3):
+            raise SystemExit(f"--add-metrics: {stored['method']} on {stored['image']} gave {metric} "
+                             f"{fresh[metric]:.6g}, stored {stored[metric]:.6g}: not the same samples, so nothing was added")
+    stored.update({k: v for k, v in fresh.items() if k not in stored})
 
 
 def main(argv=None):
@@ -69,6 +96,8 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="output stem (default benchmarks/results/evaluation_<device>)")
     parser.add_argument("--append", action="store_true",
                         help="keep the rows already in the output and run only the missing (method, image) pairs")
+    parser.add_argument("--add-metrics", action="store_true",
+                        help="with --append: draw the stored rows' samples again and add the metrics they lack")
     args = parser.parse_args(argv)
     try:
         images = load_benchmark("sinddm15", root=args.root, max_side=args.max_side)
@@ -94,19 +123,26 @@ def main(argv=None):
                          f"use the same ones or another --out")
         combined.rows, combined.notes, combined.settings = prior["rows"], prior["notes"], prior["settings"]
         earlier = prior["elapsed_s"]
+    if args.add_metrics and not args.append:
+        parser.error("--add-metrics completes a stored table: use it with --append")
+    inputs = input_niqe(images)
     started = time.perf_counter() - earlier
     for method in args.methods.split(","):
         subset = dict(list(images.items())[:exact_images]) if method == "sidlite-exact" else images
-        done = {row["image"] for row in combined.rows if row["method"] == method}
+        stored = {row["image"]: row for row in combined.rows if row["method"] == method}
         for name, image in subset.items():
-            if name in done:
+            if name in stored and not args.add_metrics:
                 continue
             table = evaluate(method, {name: image}, samples_per_image=args.samples, device=device, progress=True,
                              patch_size=args.patch_size, num_levels=args.num_levels)
-            combined.rows += table.rows
+            if name in stored:
+                add_missing_metrics(stored[name], table.rows[0])
+            else:
+                combined.rows += table.rows
+            networks = {**combined.settings.get("networks", {}), **table.settings["networks"]}
             combined.settings, combined.notes = table.settings, {**combined.notes, **table.notes}
-            combined.settings["max_side"] = args.max_side
-            save(stem, combined, machine, time.perf_counter() - started)
+            combined.settings.update(max_side=args.max_side, networks=networks)
+            save(stem, combined, machine, time.perf_counter() - started, inputs)
         print(f"saved {stem}.json/.md with {method} on {len(subset)} images", flush=True)
     return 0
 

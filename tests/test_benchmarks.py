@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks.run import SECTIONS
 from benchmarks.sections import apps
@@ -64,3 +65,34 @@ def test_evaluation_table_resumes_where_a_run_stopped(tmp_path):
     with pytest.raises(SystemExit):  # other settings cannot be appended to the same table
         main(small[:-6] + ["--patch-size", "7", "--num-levels", "1", "--device", "cpu", "--root", str(DATA),
                            "--out", str(stem), "--methods", "copy", "--append"])
+
+
+@pytest.mark.skipif(not (DATA / "sinddm15" / "aqueduct.png").exists(), reason="needs ../shared/data")
+def test_evaluation_adds_a_metric_to_stored_rows_from_the_same_samples(tmp_path, monkeypatch):
+    import json
+
+    import sidlite
+    from benchmarks.evaluation import main
+    from sidlite.evaluation import NIQEModel
+
+    monkeypatch.setenv("SIDLITE_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    stem = tmp_path / "table"
+    args = ["--images", "2", "--samples", "2", "--max-side", "200", "--patch-size", "5", "--num-levels", "1",
+            "--device", "cpu", "--root", str(DATA), "--out", str(stem), "--methods", "copy"]
+    assert main(args) == 0  # no pristine model on disk: no NIQE
+    before = json.loads(stem.with_suffix(".json").read_text())
+    assert "niqe" not in before["rows"][0] and before["input_niqe"] == {}
+    (tmp_path / "weights").mkdir()
+    NIQEModel.fit([sidlite.example_image("astronaut")]).save(tmp_path / "weights" / "niqe_pris_params.npz")
+    assert main(args + ["--append", "--add-metrics"]) == 0
+    after = json.loads(stem.with_suffix(".json").read_text())
+    for old, new in zip(before["rows"], after["rows"]):
+        assert {k: new[k] for k in old} == old and new["niqe"] > 0  # every stored number kept, NIQE added
+    assert set(after["input_niqe"]) == {r["image"] for r in after["rows"]}
+    after["rows"][0]["patch_swd"] *= 2  # stored rows that the samples do not reproduce are left alone
+    for row in after["rows"]:
+        row.pop("niqe")
+    stem.with_suffix(".json").write_text(json.dumps(after))
+    with pytest.raises(SystemExit, match="not the same samples"):
+        main(args + ["--append", "--add-metrics"])

@@ -16,7 +16,8 @@ state dicts of the usual weight files load into them by key (torchvision is not 
   LPIPS diversity: the mean LPIPS distance over all pairs of samples of one input.
 
 Nothing is downloaded: files are looked up in the ``weights`` argument, ``$SIDLITE_WEIGHTS``, torch's
-hub checkpoint folder and (for ``alex.pth``) an installed ``lpips`` package, and a missing file raises
+hub checkpoint folder, an installed ``lpips`` package (``alex.pth``) and an installed ``basicsr``
+package (NIQE's pristine model, see :mod:`.niqe`), and a missing file raises
 a one-line :class:`SidliteError` naming it and where to get it.
 """
 from __future__ import annotations
@@ -36,6 +37,9 @@ WEIGHT_FILES = {
                   "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth (torchvision)"),
     "alexnet": (["alexnet-owt-7be5be79.pth"], "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth (torchvision)"),
     "lpips_alex": (["alex.pth"], "the lpips package (pip install lpips), file lpips/weights/v0.1/alex.pth"),
+    "niqe": (["niqe_pris_params.npz", "modelparameters.mat"],
+             "the NIQE release (live.ece.utexas.edu/research/quality/niqe_release.zip) or BasicSR (pip install "
+             "basicsr, file basicsr/metrics/niqe_pris_params.npz)"),
 }
 
 
@@ -44,26 +48,28 @@ def _search_folders() -> list[Path]:
     if os.environ.get("SIDLITE_WEIGHTS"):
         folders.append(Path(os.environ["SIDLITE_WEIGHTS"]))
     folders.append(Path(torch.hub.get_dir()) / "checkpoints")
-    spec = importlib.util.find_spec("lpips")
-    if spec and spec.origin:
-        folders.append(Path(spec.origin).parent / "weights" / "v0.1")
+    for package, folder in (("lpips", "weights/v0.1"), ("basicsr", "metrics")):
+        spec = importlib.util.find_spec(package)
+        if spec and spec.origin:
+            folders.append(Path(spec.origin).parent / folder)
     return folders
 
 
 def find_weights(kind: str, weights: str | Path | None = None) -> Path:
-    """The local weights file for ``kind`` ('inception', 'alexnet', 'lpips_alex'), offline; a one-line
-    SidliteError naming the file and where to get it when it is absent."""
+    """The local weights file for ``kind`` ('inception', 'alexnet', 'lpips_alex', or 'niqe' for NIQE's
+    pristine model), offline; a one-line SidliteError naming the file and where to get it when it is absent."""
     names, source = WEIGHT_FILES[kind]
+    what = "NIQE's pristine model" if kind == "niqe" else f"{kind} weights"
     if weights is not None:
         path = Path(weights)
         if path.is_file():
             return path
-        raise SidliteError(f"{kind} weights not found at {path}; get {names[0]} from {source}")
+        raise SidliteError(f"{what} not found at {path}; get {names[0]} from {source}")
     for folder in _search_folders():
         for name in names:
             if (folder / name).is_file():
                 return folder / name
-    raise SidliteError(f"{kind} weights not found: put {names[0]} (from {source}) in $SIDLITE_WEIGHTS or "
+    raise SidliteError(f"{what} not found: put {names[0]} (from {source}) in $SIDLITE_WEIGHTS or "
                        f"{Path(torch.hub.get_dir()) / 'checkpoints'}, or pass its path")
 
 

@@ -19,7 +19,8 @@ TABLE1 = {"patch_size": 15, "num_levels": 4, "steps": 10, "eta": 0.0}
 # Quoted from the paper's Table 1 (via a secondary summary, see /reference): mean ± std over the 15
 # images, 50 samples each; time per sample on an RTX A6000. None: not reported.
 PAPER_TABLE1 = {
-    "sidlite-exact": {"label": "Ours (T=10, η=0, exact)", "sifid": (0.29, 0.39), "lpips_diversity": (0.49, 0.07),
+    "sidlite-exact": {"label": "Ours (T=10, η=0, exact)", "sifid": (0.29, 0.39), "niqe": (8.08, 3.23),
+                      "lpips_diversity": (0.49, 0.07),
                       "pixel_diversity": (0.15, 0.04), "seconds": 3.09},
     "sidlite-auto": {"label": "Ours + ANN (k=5)", "sifid": (0.38, 0.52), "lpips_diversity": (0.50, 0.08), "seconds": 0.88},
     "sidlite-T40-eta1": {"label": "Ours (T=40, η=1)", "sifid": (0.21, 0.29), "seconds": 12.57},
@@ -75,9 +76,8 @@ def methods() -> dict[str, Method]:
 
 
 METHOD_NAMES = ("sidlite-exact", "sidlite-auto", "sidlite-T40-eta1", "gpnn", "gpdm", "copy")
-METRICS = ("sifid", "lpips_diversity", "pixel_diversity", "pixel_diversity_gray", "pixel_spread",
+METRICS = ("sifid", "niqe", "lpips_diversity", "pixel_diversity", "pixel_diversity_gray", "pixel_spread",
            "patch_swd", "coherence", "copy_fraction", "layout_distance", "seconds_per_sample")
-LOWER_IS_BETTER = {"sifid": True, "patch_swd": True, "coherence": True, "seconds_per_sample": True}
 
 
 @dataclass
@@ -138,23 +138,25 @@ class EvaluationTable:
 
 
 def _networks(use: str | bool):
-    """(Inception, LPIPS) networks when their weights are on disk; None for each that is not."""
+    """(Inception, LPIPS network, NIQE pristine model), each None when its file is not on disk."""
     from .networks import InceptionBlock1, LPIPSAlex
+    from .niqe import NIQEModel
 
-    nets = []
-    for cls in (InceptionBlock1, LPIPSAlex):
+    found = []
+    for cls in (InceptionBlock1, LPIPSAlex, NIQEModel):
         try:
-            nets.append(cls.pretrained() if use else None)
+            found.append(cls.pretrained() if use else None)
         except SidliteError:
             if use == "require":
                 raise
-            nets.append(None)
-    return nets
+            found.append(None)
+    return found
 
 
-def measure(samples: torch.Tensor, reference: torch.Tensor, *, inception=None, lpips=None,
+def measure(samples: torch.Tensor, reference: torch.Tensor, *, inception=None, lpips=None, niqe_model=None,
             patch_size: int = 7, exact: bool = True) -> dict[str, float]:
-    """Every metric of one input's samples (S, 3, H, W): means over samples, diversities over the set.
+    """Every metric of one input's samples (S, 3, H, W): means over samples, diversities over the set
+    (NIQE only for samples of at least two 96×96 blocks).
     ``exact=False`` takes coherence from the proposed neighbours (an upper bound, 25 % above the exact
     value on a Table-1 sample); the copy fraction is exact either way."""
     samples, reference = samples.float().cpu(), reference.float().cpu()
@@ -162,6 +164,10 @@ def measure(samples: torch.Tensor, reference: torch.Tensor, *, inception=None, l
     if inception is not None:
         per["sifid"] = []
     from .networks import sifid
+    from .niqe import niqe, niqe_applies
+
+    if niqe_model is not None and niqe_applies(samples[0]):
+        per["niqe"] = []
 
     for s in samples:
         per["patch_swd"].append(M.patch_swd(s, reference))
@@ -170,6 +176,8 @@ def measure(samples: torch.Tensor, reference: torch.Tensor, *, inception=None, l
         per["layout_distance"].append(M.layout_distance(s, reference))
         if inception is not None:
             per["sifid"].append(sifid(s, reference, inception))
+        if "niqe" in per:
+            per["niqe"].append(niqe(s, niqe_model))
     out = {k: sum(v) / len(v) for k, v in per.items()}
     if samples.shape[0] >= 2:
         out["pixel_diversity"] = M.pixel_diversity(samples, reference)
@@ -192,8 +200,8 @@ def evaluate(method, images: dict[str, torch.Tensor], *, samples_per_image: int 
 
     Defaults are the paper's Table-1 setting (P = 15, 4 levels, T = 10, η = 0); sample i of every
     image uses seed ``seeds[i]`` (default 10 + i). Seconds per sample include the per-image set-up
-    (model or index building) divided over the samples. SIFID and LPIPS diversity are measured when
-    their weights are found on disk (``networks='auto'``), always (``'require'``: else the error says
+    (model or index building) divided over the samples. SIFID, LPIPS diversity and NIQE are measured
+    when their weights or pristine model are found on disk (``networks='auto'``), always (``'require'``: else the error says
     which file is missing) or never (False).
     """
     check(isinstance(samples_per_image, int) and samples_per_image >= 1,
@@ -214,10 +222,11 @@ def evaluate(method, images: dict[str, torch.Tensor], *, samples_per_image: int 
     settings = {"patch_size": patch_size, "num_levels": num_levels, "steps": steps, "eta": eta,
                 "device": str(device), "samples_per_image": samples_per_image, "seeds": seeds,
                 **(baseline_options or {})}
-    inception, lpips = _networks(networks)
+    inception, lpips, niqe_model = _networks(networks)
     table = EvaluationTable(settings={k: v for k, v in settings.items() if not isinstance(v, dict)})
     table.notes = {m.name: m.note for m in resolved}
-    table.settings["networks"] = {"sifid": inception is not None, "lpips": lpips is not None}
+    table.settings["networks"] = {"sifid": inception is not None, "lpips": lpips is not None,
+                                  "niqe": niqe_model is not None}
     for m in resolved:
         for name, image in images.items():
             image = image.to(device)
@@ -230,7 +239,8 @@ def evaluate(method, images: dict[str, torch.Tensor], *, samples_per_image: int 
             outs = torch.stack([o.cpu() for o in outs])
             start = time.perf_counter()
             row = {"method": m.name, "image": name, "size": list(image.shape[1:]), "seconds_per_sample": seconds,
-                   **measure(outs, image.cpu(), inception=inception, lpips=lpips, exact=exact_metrics)}
+                   **measure(outs, image.cpu(), inception=inception, lpips=lpips, niqe_model=niqe_model,
+                              exact=exact_metrics)}
             row["metric_seconds_per_sample"] = (time.perf_counter() - start) / len(seeds)
             table.rows.append(row)
             if keep_samples:
