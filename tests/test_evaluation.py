@@ -206,3 +206,12 @@ def test_evaluate_returns_one_table(small_image):
     assert "sifid" not in table.metrics() and "| copy |" in table.markdown()
     with pytest.raises(SidliteError, match="unknown method"):
         evaluate("nope", {"cat": small_image})
+
+
+def test_table_says_when_a_metric_covers_only_some_images():
+    from sidlite.evaluation import EvaluationTable
+
+    table = EvaluationTable(rows=[{"method": "m", "image": "a", "patch_swd": 0.1, "niqe": 8.0},
+                                  {"method": "m", "image": "b", "patch_swd": 0.3}])
+    line = table.markdown().splitlines()[2]
+    assert "8.000 ± 0.000 (1 of 2 images)" in line and "0.200 ± 0.100 |" in line

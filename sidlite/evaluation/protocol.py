@@ -124,7 +124,12 @@ class EvaluationTable:
                 lines.append(f"| {r['method']} | {r['image']} | " + " | ".join(cells) + " |")
         else:
             for method, stats in self.summary().items():
-                cells = [f"{stats[m][0]:.{digits}f} ± {stats[m][1]:.{digits}f}" if m in stats else "–" for m in metrics]
+                rows = [r for r in self.rows if r["method"] == method]
+                cells = []
+                for m in metrics:
+                    seen = sum(isinstance(r.get(m), float) for r in rows)
+                    part = f" ({seen} of {len(rows)} images)" if 0 < seen < len(rows) else ""
+                    cells.append(f"{stats[m][0]:.{digits}f} ± {stats[m][1]:.{digits}f}{part}" if m in stats else "–")
                 lines.append(f"| {method} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
