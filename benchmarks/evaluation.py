@@ -60,9 +60,11 @@ def save(stem: Path, combined: EvaluationTable, machine: dict, elapsed: float, i
     result = {"machine": machine, "images_per_method": seen, "elapsed_s": elapsed, "input_niqe": inputs,
               **json.loads(combined.to_json())}
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    values = torch.tensor(list(inputs.values()), dtype=torch.float64)
-    spread = f"{values.mean():.3f} ± {values.std(unbiased=False):.3f}" if inputs else ""
-    yardstick = [f"NIQE of the {len(values)} inputs themselves: {spread}.", ""] if inputs else []
+    yardstick = []
+    if inputs:
+        values = torch.tensor(list(inputs.values()), dtype=torch.float64)
+        yardstick = [f"NIQE of the {len(values)} inputs themselves: {values.mean():.3f} ± "
+                     f"{values.std(unbiased=False):.3f}.", ""]
     md = [f"# Table-1 evaluation on {machine['device']} ({machine['cpu_threads']} CPU threads)", "",
           f"Setting: {combined.settings}. Images per method: {seen}. Elapsed {elapsed:.0f} s.", "",
           "## Mean ± std over images (this run)", "", combined.markdown(), "", *yardstick,
@@ -77,7 +79,8 @@ def add_missing_metrics(stored: dict, fresh: dict) -> None:
     for metric in REPRODUCED:
         if abs(fresh[metric] - stored[metric]) > 1e-4 * max(abs(stored[metric]), 1e-3):
             raise SystemExit(f"--add-metrics: {stored['method']} on {stored['image']} gave {metric} "
-                             f"{fresh[metric]:.6g}, stored {stored[metric]:.6g}: not the same samples, so nothing was added")
+                             f"{fresh[metric]:.6g}, stored {stored[metric]:.6g}: not the same samples, "
+                             f"so nothing was added")
     stored.update({k: v for k, v in fresh.items() if k not in stored})
 
 

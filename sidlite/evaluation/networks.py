@@ -32,14 +32,18 @@ import torch.nn.functional as F
 
 from ..errors import SidliteError
 
+#: kind -> (accepted file names, where to get the first, what the file is, for errors)
 WEIGHT_FILES = {
     "inception": (["inception_v3_google-0cc3c7bd.pth", "pt_inception-2015-12-05-6726825d.pth"],
-                  "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth (torchvision)"),
-    "alexnet": (["alexnet-owt-7be5be79.pth"], "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth (torchvision)"),
-    "lpips_alex": (["alex.pth"], "the lpips package (pip install lpips), file lpips/weights/v0.1/alex.pth"),
+                  "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth (torchvision)",
+                  "Inception weights"),
+    "alexnet": (["alexnet-owt-7be5be79.pth"],
+                "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth (torchvision)", "AlexNet weights"),
+    "lpips_alex": (["alex.pth"], "the lpips package (pip install lpips), file lpips/weights/v0.1/alex.pth",
+                   "LPIPS linear-layer weights"),
     "niqe": (["niqe_pris_params.npz", "modelparameters.mat"],
              "the NIQE release (live.ece.utexas.edu/research/quality/niqe_release.zip) or BasicSR (pip install "
-             "basicsr, file basicsr/metrics/niqe_pris_params.npz)"),
+             "basicsr, file basicsr/metrics/niqe_pris_params.npz)", "NIQE's pristine model"),
 }
 
 
@@ -58,8 +62,7 @@ def _search_folders() -> list[Path]:
 def find_weights(kind: str, weights: str | Path | None = None) -> Path:
     """The local weights file for ``kind`` ('inception', 'alexnet', 'lpips_alex', or 'niqe' for NIQE's
     pristine model), offline; a one-line SidliteError naming the file and where to get it when it is absent."""
-    names, source = WEIGHT_FILES[kind]
-    what = "NIQE's pristine model" if kind == "niqe" else f"{kind} weights"
+    names, source, what = WEIGHT_FILES[kind]
     if weights is not None:
         path = Path(weights)
         if path.is_file():

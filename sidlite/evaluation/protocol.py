@@ -20,8 +20,7 @@ TABLE1 = {"patch_size": 15, "num_levels": 4, "steps": 10, "eta": 0.0}
 # images, 50 samples each; time per sample on an RTX A6000. None: not reported.
 PAPER_TABLE1 = {
     "sidlite-exact": {"label": "Ours (T=10, η=0, exact)", "sifid": (0.29, 0.39), "niqe": (8.08, 3.23),
-                      "lpips_diversity": (0.49, 0.07),
-                      "pixel_diversity": (0.15, 0.04), "seconds": 3.09},
+                      "lpips_diversity": (0.49, 0.07), "pixel_diversity": (0.15, 0.04), "seconds": 3.09},
     "sidlite-auto": {"label": "Ours + ANN (k=5)", "sifid": (0.38, 0.52), "lpips_diversity": (0.50, 0.08), "seconds": 0.88},
     "sidlite-T40-eta1": {"label": "Ours (T=40, η=1)", "sifid": (0.21, 0.29), "seconds": 12.57},
     "sinddm": {"label": "SinDDM", "sifid": (0.48, 0.62), "lpips_diversity": (0.41, 0.07), "pixel_diversity": (0.11, 0.03)},
@@ -206,8 +205,8 @@ def evaluate(method, images: dict[str, torch.Tensor], *, samples_per_image: int 
     Defaults are the paper's Table-1 setting (P = 15, 4 levels, T = 10, η = 0); sample i of every
     image uses seed ``seeds[i]`` (default 10 + i). Seconds per sample include the per-image set-up
     (model or index building) divided over the samples. SIFID, LPIPS diversity and NIQE are measured
-    when their weights or pristine model are found on disk (``networks='auto'``), always (``'require'``: else the error says
-    which file is missing) or never (False).
+    when their weights or pristine model are found on disk (``networks='auto'``), always (``'require'``:
+    else the error says which file is missing) or never (False).
     """
     check(isinstance(samples_per_image, int) and samples_per_image >= 1,
           f"samples_per_image must be an integer >= 1, got {samples_per_image}")
