@@ -96,3 +96,14 @@ def test_evaluation_adds_a_metric_to_stored_rows_from_the_same_samples(tmp_path,
     stem.with_suffix(".json").write_text(json.dumps(after))
     with pytest.raises(SystemExit, match="not the same samples"):
         main(args + ["--append", "--add-metrics"])
+
+
+def test_nearest_five_merges_blocks_exactly():
+    import torch
+
+    from benchmarks.sections.scaling import nearest_five
+
+    g = torch.Generator().manual_seed(0)
+    data, queries = torch.randn(300, 6, generator=g), torch.randn(20, 6, generator=g)
+    expected = torch.cdist(queries, data).topk(5, dim=1, largest=False).indices
+    assert torch.equal(nearest_five(queries, data, block=7), expected)  # 7 does not divide 300

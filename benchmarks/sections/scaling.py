@@ -1,12 +1,75 @@
-"""Seconds per denoising step against N for every backend, with fitted exponents."""
+"""Seconds per denoising step against N for every backend, with fitted exponents; then top-k from
+N = 15k to 1M real patches, with the share of the true nearest patches it finds."""
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import torch
 
+import sidlite
 from sidlite.backends import BACKENDS, make_backend
+from sidlite.patches import extract_patches
 
 from ..common import best_time
+from .ranking import recall
+
+#: The large-N sweep: P = 7 patches of (h, w)-pixel crops of this photograph (1500×941, fur), the
+#: queries those of the mirrored crop at α = 0.7, σ = 0.3.
+LARGE_IMAGE = "analogy/style/furr2_fliped.jpeg"
+LARGE_CROPS = ((128, 128), (256, 256), (512, 512), (1130, 935))
+LARGE_SPECS = ("topk",)
+RECALL_QUERIES = 2000
+
+
+def exponent(sizes, seconds) -> float:
+    return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+
+
+def nearest_five(queries, data, block=16384) -> torch.Tensor:
+    """Rows (M, 5) of each query's 5 nearest rows of ``data``, exactly, merged over blocks of the set
+    (the whole (M, N) distance matrix of a million patches would not fit)."""
+    best, true = None, None
+    for start in range(0, data.shape[0], block):
+        near = torch.cdist(queries, data[start:start + block]).topk(5, dim=1, largest=False)
+        values = near.values if best is None else torch.cat([best, near.values], 1)
+        rows = near.indices + start if true is None else torch.cat([true, near.indices + start], 1)
+        best, keep = values.topk(5, dim=1, largest=False)
+        true = rows.gather(1, keep)
+    return true
+
+
+def run_large(context):
+    """Each spec of :data:`LARGE_SPECS` over N ≈ 15k, 62k, 256k and 1M real patches: build and step
+    seconds, the exponent of the step over that range, and the top-5 recall on a few queries."""
+    path = context.options.data / LARGE_IMAGE
+    if not path.is_file():
+        print(f"  large N skipped: {path} not found")
+        return {"skipped": f"{path} not found"}
+    image = sidlite.load_image(path).to(context.device)
+    g = torch.Generator(device=context.device).manual_seed(0)
+    rows = {}
+    for spec in LARGE_SPECS:
+        row = rows[spec] = {"n": [], "seconds": [], "build_seconds": [], "top5_recall": []}
+        for h, w in LARGE_CROPS:
+            crop = image[:, :h, :w]
+            data = extract_patches(crop, 7, 1)
+            noisy = 0.7 * crop.flip(2) + 0.3 * torch.randn(crop.shape, generator=g, device=crop.device)
+            queries = extract_patches(noisy, 7, 1)
+            start = time.perf_counter()
+            backend = make_backend(spec, data)
+            row["build_seconds"].append(time.perf_counter() - start)
+            row["seconds"].append(best_time(lambda: backend.denoise(queries, 0.7, 0.3), context.device, repeats=2))
+            picks = torch.randperm(queries.shape[0], generator=g, device=crop.device)[:RECALL_QUERIES]
+            found = backend.neighbours(queries[picks], 0.7)  # nearest to x/α
+            row["top5_recall"].append(recall(found, nearest_five(queries[picks] / 0.7, data)))
+            row["n"].append(data.shape[0])
+            print(f"  {spec:>20} N={data.shape[0]:>7}: step {row['seconds'][-1]:.3f} s, build "
+                  f"{row['build_seconds'][-1]:.1f} s, top-5 recall {row['top5_recall'][-1]:.3f}", flush=True)
+            del backend, data, queries
+        row["exponent"] = exponent(row["n"], row["seconds"])
+        print(f"  {spec:>20}: exponent {row['exponent']:.2f}")
+    return rows
 
 
 def run(context, dim=147):
@@ -22,11 +85,13 @@ def run(context, dim=147):
             x = 0.9 * y[torch.randperm(n, generator=g, device=device)] + 0.1 * torch.randn(n, dim, generator=g, device=device)
             model = make_backend(backend, y)
             times.append(best_time(lambda: model.denoise(x, 0.9, 0.1), device, repeats=2))
-        slope = float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
+        slope = exponent(sizes, times)
         rows[backend] = {"n": sizes, "seconds": times, "exponent": slope}
         print(f"  {backend:>10}: " + ", ".join(f"N={n}: {t * 1e3:.1f} ms" for n, t in zip(sizes, times))
               + f"  → exponent {slope:.2f}")
     results["scaling"] = rows
+    context.save()
+    results["scaling_large"] = run_large(context)
 
 
 def markdown(results) -> list[str]:
@@ -38,5 +103,18 @@ def markdown(results) -> list[str]:
                   "|---" * (len(next(iter(sc.values()))["n"]) + 2) + "|"]
         for backend, row in sc.items():
             lines.append(f"| {backend} | " + " | ".join(f"{s:.4f}" for s in row["seconds"]) + f" | {row['exponent']:.2f} |")
+        lines.append("")
+    large = results.get("scaling_large")
+    if large and "skipped" not in large:
+        sizes = next(iter(large.values()))["n"]
+        lines += ["## Large N on real patches (P = 7, d = 147; crops of furr2, α = 0.7, σ = 0.3)", "",
+                  "Seconds per step (build seconds), and the share of the true 5 nearest patches found "
+                  f"({RECALL_QUERIES} queries). Exponent: fitted over the row.", "",
+                  "| backend | " + " | ".join(f"N={n:,}" for n in sizes) + " | exponent |",
+                  "|---" * (len(sizes) + 2) + "|"]
+        for spec, row in large.items():
+            cells = [f"{s:.3f} ({b:.1f}), recall {r:.2f}"
+                     for s, b, r in zip(row["seconds"], row["build_seconds"], row["top5_recall"])]
+            lines.append(f"| {spec} | " + " | ".join(cells) + f" | {row['exponent']:.2f} |")
         lines.append("")
     return lines
