@@ -90,6 +90,13 @@ def test_evaluation_adds_a_metric_to_stored_rows_from_the_same_samples(tmp_path,
     for old, new in zip(before["rows"], after["rows"]):
         assert {k: new[k] for k in old} == old and new["niqe"] > 0  # every stored number kept, NIQE added
     assert set(after["input_niqe"]) == {r["image"] for r in after["rows"]}
+
+    def draw_again(*args, **kwargs):
+        raise AssertionError("a row with every metric the run can add was drawn again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("benchmarks.evaluation.evaluate", draw_again)
+        assert main(args + ["--append", "--add-metrics"]) == 0  # nothing left to add: nothing is drawn
     after["rows"][0]["patch_swd"] *= 2  # stored rows that the samples do not reproduce are left alone
     for row in after["rows"]:
         row.pop("niqe")

@@ -141,7 +141,7 @@ class EvaluationTable:
         return self.markdown()
 
 
-def _networks(use: str | bool):
+def find_networks(use: str | bool = "auto"):
     """(Inception, LPIPS network, NIQE pristine model), each None when its file is not on disk."""
     from .networks import InceptionBlock1, LPIPSAlex
     from .niqe import NIQEModel
@@ -226,7 +226,7 @@ def evaluate(method, images: dict[str, torch.Tensor], *, samples_per_image: int 
     settings = {"patch_size": patch_size, "num_levels": num_levels, "steps": steps, "eta": eta,
                 "device": str(device), "samples_per_image": samples_per_image, "seeds": seeds,
                 **(baseline_options or {})}
-    inception, lpips, niqe_model = _networks(networks)
+    inception, lpips, niqe_model = find_networks(networks)
     table = EvaluationTable(settings={k: v for k, v in settings.items() if not isinstance(v, dict)})
     table.notes = {m.name: m.note for m in resolved}
     table.settings["networks"] = {"sifid": inception is not None, "lpips": lpips is not None,
