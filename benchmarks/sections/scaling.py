@@ -23,6 +23,7 @@ RECALL_QUERIES = 2000
 
 
 def exponent(sizes, seconds) -> float:
+    """The slope of log seconds against log N: how a step's cost grows with the set."""
     return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
 
 
