@@ -31,8 +31,7 @@ sys.path.insert(0, str(ROOT))
 from sidlite.errors import SidliteError  # noqa: E402
 from sidlite.evaluation import (METHOD_NAMES, PAPER_TABLE1, EvaluationTable, NIQEModel, evaluate,  # noqa: E402
                                 load_benchmark, niqe)
-from sidlite.evaluation.niqe import niqe_applies  # noqa: E402
-from sidlite.evaluation.protocol import find_networks  # noqa: E402
+from sidlite.evaluation.protocol import find_networks, optional_metrics  # noqa: E402
 
 REPRODUCED = ("patch_swd", "copy_fraction")  # stored metrics a re-drawn sample must reproduce (--add-metrics)
 
@@ -74,15 +73,6 @@ def save(stem: Path, combined: EvaluationTable, machine: dict, elapsed: float, i
           paper_markdown(), "", "## Methods", ""] + [f"- {k}: {v}" for k, v in combined.notes.items()] + [
           "", "## Per image", "", combined.markdown(per_image=True)]
     stem.with_suffix(".md").write_text("\n".join(md) + "\n")
-
-
-def addable_metrics(networks, image: torch.Tensor, samples: int) -> set[str]:
-    """The optional metrics a run with ``networks`` (Inception, LPIPS, NIQE model; None where absent) gives
-    ``image``'s samples: a stored row that has them all is not drawn again by --add-metrics."""
-    inception, lpips, niqe_model = networks
-    return ({"sifid"} if inception is not None else set()) | \
-        ({"lpips_diversity"} if lpips is not None and samples >= 2 else set()) | \
-        ({"niqe"} if niqe_model is not None and niqe_applies(image) else set())
 
 
 def add_missing_metrics(stored: dict, fresh: dict) -> None:
@@ -146,7 +136,7 @@ def main(argv=None):
         subset = dict(list(images.items())[:exact_images]) if method == "sidlite-exact" else images
         stored = {row["image"]: row for row in combined.rows if row["method"] == method}
         for name, image in subset.items():
-            missing = addable_metrics(networks, image, args.samples) - stored[name].keys() \
+            missing = optional_metrics(networks, image, args.samples) - stored[name].keys() \
                 if args.add_metrics and name in stored else set()
             if name in stored and not missing:
                 continue  # measured, and (with --add-metrics) nothing to add

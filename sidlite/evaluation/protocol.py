@@ -157,6 +157,18 @@ def find_networks(use: str | bool = "auto"):
     return found
 
 
+def optional_metrics(networks, image: torch.Tensor, samples: int) -> set[str]:
+    """The metrics beyond the always-measured ones that ``networks`` (Inception, LPIPS network, NIQE model;
+    None where absent) give ``samples`` samples the size of ``image``: LPIPS diversity needs two samples,
+    NIQE two 96×96 blocks."""
+    from .niqe import niqe_applies
+
+    inception, lpips, niqe_model = networks
+    return ({"sifid"} if inception is not None else set()) | \
+        ({"lpips_diversity"} if lpips is not None and samples >= 2 else set()) | \
+        ({"niqe"} if niqe_model is not None and niqe_applies(image) else set())
+
+
 def measure(samples: torch.Tensor, reference: torch.Tensor, *, inception=None, lpips=None, niqe_model=None,
             patch_size: int = 7, exact: bool = True) -> dict[str, float]:
     """Every metric of one input's samples (S, 3, H, W): means over samples, diversities over the set
@@ -164,21 +176,18 @@ def measure(samples: torch.Tensor, reference: torch.Tensor, *, inception=None, l
     ``exact=False`` takes coherence from the proposed neighbours (an upper bound, 25 % above the exact
     value on a Table-1 sample); the copy fraction is exact either way."""
     samples, reference = samples.float().cpu(), reference.float().cpu()
-    per = {"patch_swd": [], "coherence": [], "copy_fraction": [], "layout_distance": []}
-    if inception is not None:
-        per["sifid"] = []
+    extras = optional_metrics((inception, lpips, niqe_model), samples[0], samples.shape[0])
+    per = {"patch_swd": [], "coherence": [], "copy_fraction": [], "layout_distance": [],
+           **{name: [] for name in extras & {"sifid", "niqe"}}}
     from .networks import sifid
-    from .niqe import niqe, niqe_applies
-
-    if niqe_model is not None and niqe_applies(samples[0]):
-        per["niqe"] = []
+    from .niqe import niqe
 
     for s in samples:
         per["patch_swd"].append(M.patch_swd(s, reference))
         per["coherence"].append(M.coherence(s, reference, patch_size, exact=exact))
         per["copy_fraction"].append(M.copy_fraction(s, reference, patch_size))
         per["layout_distance"].append(M.layout_distance(s, reference))
-        if inception is not None:
+        if "sifid" in per:
             per["sifid"].append(sifid(s, reference, inception))
         if "niqe" in per:
             per["niqe"].append(niqe(s, niqe_model))
@@ -187,7 +196,7 @@ def measure(samples: torch.Tensor, reference: torch.Tensor, *, inception=None, l
         out["pixel_diversity"] = M.pixel_diversity(samples, reference)
         out["pixel_diversity_gray"] = M.pixel_diversity_gray(samples, reference)
         out["pixel_spread"] = M.pixel_spread(samples)
-        if lpips is not None:
+        if "lpips_diversity" in extras:
             from .networks import lpips_diversity
 
             out["lpips_diversity"] = lpips_diversity(samples, lpips)
