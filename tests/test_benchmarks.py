@@ -114,3 +114,17 @@ def test_nearest_five_merges_blocks_exactly():
     data, queries = torch.randn(300, 6, generator=g), torch.randn(20, 6, generator=g)
     expected = torch.cdist(queries, data).topk(5, dim=1, largest=False).indices
     assert torch.equal(nearest_five(queries, data, block=7), expected)  # 7 does not divide 300
+
+
+def test_table1_draws_batches_as_the_same_seeded_samples():
+    import sidlite
+    from benchmarks.sections.table1 import draw
+
+    image = sidlite.example_image("brick", max_side=40)
+    model = sidlite.SingleImageModel(image, patch_size=5, num_levels=2, min_short_side=None, backend="attention")
+    batched, seconds = draw(model, 3, 2, torch.device("cpu"))  # a batch of 2, then one of 1
+    one_by_one, _ = draw(model, 3, 1, torch.device("cpu"))
+    assert len(batched) == len(seconds) == 3 and seconds[0] == seconds[1]
+    for a, b in zip(batched, one_by_one):
+        assert a.shape == image.shape and torch.allclose(a, b, atol=1e-4)
+    assert not torch.allclose(batched[0], batched[1], atol=1e-2)  # the batch holds two seeds, not one twice
