@@ -9,6 +9,8 @@ from typing import Callable
 
 import torch
 
+from sidlite.backends.selection import native_kernel
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -47,6 +49,8 @@ def machine(device):
             "cpu_threads": torch.get_num_threads(), "device": str(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
+    else:  # the top-k backends' selection kernel (torch.topk serves where it cannot be built)
+        info["native_selection"] = native_kernel() is not None
     return info
 
 

@@ -36,13 +36,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sidlite  # noqa: E402
 from benchmarks.common import ROOT, SHARED, Context, machine  # noqa: E402
 
+#: How the machine line names the top-k backends' selection (benchmarks.common.machine records which ran).
+SELECTION_NOTE = {True: "; top-k selection: compiled kernel", False: "; top-k selection: torch.topk (no kernel built)"}
 SECTIONS = ("kernels", "naive", "table1", "ranking", "scaling", "latent", "apps", "scale")
 
 
 def markdown(results) -> str:
     head = results["machine"]
     lines = [f"# sidlite benchmarks ({head['device']}" + (f", {head.get('gpu')}" if "gpu" in head else "") + ")", "",
-             f"python {head['python']}, torch {head['torch']}, {head['cpu_threads']} CPU threads, {head['platform']}", ""]
+             f"python {head['python']}, torch {head['torch']}, {head['cpu_threads']} CPU threads, {head['platform']}"
+             + SELECTION_NOTE.get(head.get("native_selection"), ""), ""]
     for name in SECTIONS:
         lines += importlib.import_module(f"benchmarks.sections.{name}").markdown(results)
     return "\n".join(lines)
@@ -55,6 +58,7 @@ def main():
     parser.add_argument("--backends", default=None, help="';'-separated backend specs for table1, e.g. 'clustered:nprobe=1;topk'")
     parser.add_argument("--images", type=int, default=0, help="first N sinddm15 images (0: all 15)")
     parser.add_argument("--samples", type=int, default=2, help="samples per image in table1")
+    parser.add_argument("--batch", type=int, default=1, help="table1: samples run through each step together")
     parser.add_argument("--copy-samples", type=int, default=1, help="samples per image whose copy fraction is measured")
     parser.add_argument("--data", type=Path, default=SHARED, help="benchmark image folder (default ../shared/data)")
     parser.add_argument("--memory-budget", default=None, help="scale: the budget (default 4GB on a CPU, 70GB on a GPU)")
@@ -62,6 +66,8 @@ def main():
     parser.add_argument("--keep-previews", action="store_true", help="scale: keep each output's preview in results/scale/")
     parser.add_argument("--tag", default=None, help="result file name (default: cpu or the GPU's name)")
     args = parser.parse_args()
+    if args.batch < 1:
+        parser.error(f"--batch must be a whole number >= 1, got {args.batch}")
     unknown = [name for name in args.only.split(",") if name not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")

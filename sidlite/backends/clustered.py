@@ -27,6 +27,7 @@ from ..runtime import make_generator
 from ..patchsets import as_patch_set
 from .base import PatchBackend
 from .kmeans import INITS, kmeans, nearest_centroids, split_large_lists
+from .selection import top_k_rows
 
 
 SCANS = ("auto", "loop", "batched")
@@ -266,8 +267,8 @@ class TopKBackend(ClusteredBackend):
             return super().probe(queries, alpha, nprobe)
         count = min(nprobe or self.nprobe, self.nlist)
         # rank ‖x − α·c‖² by α²‖c − μ‖² − 2α (x − αμ)ᵀU · Uᵀ(c − μ), the projected cross term
-        scores = torch.addmm(alpha ** 2 * self.centroid_norms, ranked, self.centroid_codes.T, alpha=-2.0 * alpha)
-        return scores.topk(count, dim=1, largest=False).indices
+        scores = torch.addmm(-alpha ** 2 * self.centroid_norms, ranked, self.centroid_codes.T, alpha=2.0 * alpha)
+        return top_k_rows(scores, count)[1]  # the largest of minus the distance
 
     def _candidates(self, x, alpha, sigma):
         """The k largest (ranking) logits among each query's probed lists, (M, k), and their sorted positions."""
@@ -279,33 +280,33 @@ class TopKBackend(ClusteredBackend):
         logits, index = scan(ranked, probed, scale, bias)
         # each query's nprobe·k candidates (pairs are in query order now): keep the best k
         logits, index = logits.view(x.shape[0], -1), index.view(x.shape[0], -1)
-        best = logits.topk(self.k, dim=1)
-        return best.values, index.gather(1, best.indices)
+        values, columns = top_k_rows(logits, self.k)
+        return values, index.gather(1, columns)
 
     def _scan_loop(self, ranked, probed, scale, bias):
         """Per (query, list) pair, in query order: the list's k best logits and their sorted positions.
 
-        One matrix product per list writes its scores into one (pairs, S) table (S the longest list, the
-        rest −∞), each list's queries gathered just before use, while in cache; then one top-k over the
-        whole table. On the 2-core CPU that measured 10–15 % faster per call than a top-k per list (at
-        d = 147 and 675), because torch's top-k costs about a microsecond per row and call.
+        One matrix product per list writes its scores into one (pairs, S) table (S the longest list; a
+        row's entries past its list's size are never read), each list's queries gathered just before use,
+        while in cache; then one top-k over the whole table (:func:`~sidlite.backends.selection.top_k_rows`).
+        On the 2-core CPU that measured 10–15 % faster per call than a top-k per list (at d = 147 and 675),
+        because torch's top-k costs about a microsecond per row and call.
         """
         query_of, segments = self._segments(probed)
-        k = self.k
-        width = max(k, self.longest_list)  # at least k wide, so every pair yields k (−∞ where its list is short)
-        scores = ranked.new_empty(query_of.shape[0], width)
+        scores = ranked.new_empty(query_of.shape[0], self.longest_list)
         for p0, p1, a, b in segments:
             torch.addmm(bias[a:b], ranked.index_select(0, query_of[p0:p1]), self.sorted[a:b].T, alpha=scale,
                         out=scores[p0:p1, :b - a])
-            scores[p0:p1, b - a:] = -math.inf
-        top = scores.topk(k, dim=1)
+        device = ranked.device
+        first = torch.tensor([a for _, _, a, _ in segments], device=device)
+        pairs_per_list = torch.tensor([p1 - p0 for p0, p1, _, _ in segments], device=device)
+        sizes = torch.tensor([b - a for _, _, a, b in segments], device=device)
+        values, columns = top_k_rows(scores, self.k, torch.repeat_interleave(sizes, pairs_per_list))
         del scores
-        first = torch.tensor([a for _, _, a, _ in segments], device=ranked.device)
-        pairs_per_list = torch.tensor([p1 - p0 for p0, p1, _, _ in segments], device=ranked.device)
-        index = torch.repeat_interleave(first, pairs_per_list)[:, None] + top.indices
-        index = torch.where(torch.isfinite(top.values), index, 0)  # a short list's padding is never a candidate
+        index = torch.repeat_interleave(first, pairs_per_list)[:, None] + columns
+        index = torch.where(torch.isfinite(values), index, 0)  # a short list's padding is never a candidate
         by_query = torch.argsort(query_of, stable=True)
-        return top.values[by_query], index[by_query]
+        return values[by_query], index[by_query]
 
     def _padded_lists(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(nlist, S) sorted positions of every list padded to the longest S, and which are real."""

@@ -16,6 +16,7 @@ import torch
 
 from ..errors import check
 from ..patchsets import PatchSet, as_patch_set
+from .selection import top_k_rows
 
 INITS = ("kmeans++", "random")
 
@@ -23,12 +24,12 @@ INITS = ("kmeans++", "random")
 def nearest_centroids(points: torch.Tensor, centroids: torch.Tensor, count: int = 1,
                       chunk: int = 16384) -> torch.Tensor:
     """Indices (M, count) of the ``count`` nearest centroids of each point, nearest first."""
-    sq_norms = (centroids.float() ** 2).sum(1)
+    minus_sq_norms = -(centroids.float() ** 2).sum(1)
     out = []
     for start in range(0, points.shape[0], chunk):
-        # ‖x‖² is the same for every centroid, so it is left out of the ranking.
-        scores = torch.addmm(sq_norms, points[start:start + chunk].float(), centroids.float().T, alpha=-2.0)
-        out.append(scores.topk(count, dim=1, largest=False).indices if count > 1 else scores.argmin(1, keepdim=True))
+        # 2x·c − ‖c‖² is largest for the nearest c (‖x‖² is the same for every centroid, so it is left out).
+        scores = torch.addmm(minus_sq_norms, points[start:start + chunk].float(), centroids.float().T, alpha=2.0)
+        out.append(top_k_rows(scores, count)[1] if count > 1 else scores.argmax(1, keepdim=True))
     return torch.cat(out)
 
 
