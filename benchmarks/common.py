@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-from sidlite.backends.selection import native_kernel
+from sidlite import native
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -49,8 +49,8 @@ def machine(device):
             "cpu_threads": torch.get_num_threads(), "device": str(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
-    else:  # the top-k backends' selection kernel (torch.topk serves where it cannot be built)
-        info["native_selection"] = native_kernel() is not None
+    else:  # the compiled CPU kernels (top-k selection, fold); torch serves where they cannot be built
+        info["native_kernels"] = native.library() is not None
     return info
 
 

@@ -36,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sidlite  # noqa: E402
 from benchmarks.common import ROOT, SHARED, Context, machine  # noqa: E402
 
-#: How the machine line names the top-k backends' selection (benchmarks.common.machine records which ran).
-SELECTION_NOTE = {True: "; top-k selection: compiled kernel", False: "; top-k selection: torch.topk (no kernel built)"}
+#: What the machine line says of sidlite's compiled CPU kernels (benchmarks.common.machine records it).
+KERNELS_NOTE = {True: "; compiled CPU kernels (top-k selection, fold): yes",
+                False: "; compiled CPU kernels: no (torch fallbacks)"}
 SECTIONS = ("kernels", "naive", "table1", "ranking", "scaling", "latent", "apps", "scale")
 
 
@@ -45,7 +46,7 @@ def markdown(results) -> str:
     head = results["machine"]
     lines = [f"# sidlite benchmarks ({head['device']}" + (f", {head.get('gpu')}" if "gpu" in head else "") + ")", "",
              f"python {head['python']}, torch {head['torch']}, {head['cpu_threads']} CPU threads, {head['platform']}"
-             + SELECTION_NOTE.get(head.get("native_selection"), ""), ""]
+             + KERNELS_NOTE.get(head.get("native_kernels"), ""), ""]
     for name in SECTIONS:
         lines += importlib.import_module(f"benchmarks.sections.{name}").markdown(results)
     return "\n".join(lines)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .backends import make_backend
 from .errors import check
-from .patches import axis_coverage, extract_patches, fold_add, gaussian_window, patch_grid, windowed_rows
+from .patches import axis_coverage, extract_patches, fold_windowed, gaussian_window, patch_grid
 from .patchsets import ImagePatchSet
 from .plan import MAX_BAND_BYTES
 from .runtime import default_memory_budget, parse_bytes
@@ -101,8 +101,8 @@ class ImageDenoiser:
         band = max(1, self.rows_per_band(height, width) // count)
         window = self.window.to(x_t.device, x_t.dtype)
         numerator = torch.zeros_like(images)
-        # One buffer serves every band's queries and then its windowed estimates: fresh pages cost a
-        # first touch (about 25 ms per 100 MB on a 2-core Xeon), reused ones do not.
+        # One buffer serves every band's queries (and, where the fold is torch's, their windowed estimates):
+        # fresh pages cost a first touch (about 25 ms per 100 MB on a 2-core Xeon), reused ones do not.
         buffer = images.new_empty(count * min(band, rows) * cols * self.backend.dim)
         for first in range(0, rows, band):
             last = min(rows, first + band)
@@ -114,11 +114,9 @@ class ImageDenoiser:
             estimates = self.backend.denoise(queries, alpha, sigma)
             check(estimates.untyped_storage().data_ptr() != buffer.untyped_storage().data_ptr(),
                   "a backend returned its queries' memory; it must return a new tensor")
-            grid_rows = windowed_rows(estimates, window, last - first, cols,
-                                      out=queries.view(count, last - first, -1, cols))
+            fold_windowed(numerator[:, :, top:bottom], estimates, window, last - first, cols, p, s, scratch=queries)
             del estimates
-            fold_add(numerator[:, :, top:bottom], grid_rows, p, s)
-        del buffer, queries, grid_rows
+        del buffer, queries
         device = str(x_t.device)
         coverage = (axis_coverage(height, p, s, self.rho, x_t.dtype, device)[:, None]
                     * axis_coverage(width, p, s, self.rho, x_t.dtype, device)[None, :])

@@ -8,9 +8,10 @@ that cover it.
 
 Extraction copies the patches straight out of a strided view of the image, which stays in cache, so
 the (N, D) matrix is written once in row order; ``F.unfold`` would write the transposed (D, N) layout
-and a row-major copy would cost a second full pass. The fold transposes the estimates one patch-grid
-row at a time and adds one plane per patch offset into a strided slice of the image, faster on a CPU
-than ``F.fold`` and its whole-matrix transpose (see :func:`fold_add`). The fold's denominator (the
+and a row-major copy would cost a second full pass. On a CPU the fold is a compiled kernel that reads
+each estimate once (:func:`fold_windowed`); the torch path transposes the estimates one patch-grid row
+at a time and adds one plane per patch offset into a strided slice of the image, faster than ``F.fold``
+and its whole-matrix transpose (see :func:`fold_add`). The fold's denominator (the
 overlap-added window) is separable, the product of two 1-D coverages (cached), since the window is an
 outer product and the patch grid a product of two 1-D grids.
 """
@@ -22,6 +23,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from . import native
 from .errors import check
 
 
@@ -95,6 +97,30 @@ def fold_add(out: torch.Tensor, grid_rows: torch.Tensor, patch_size: int, stride
     return out
 
 
+def fold_windowed(out: torch.Tensor, estimates: torch.Tensor, window: torch.Tensor, rows: int, cols: int,
+                  patch_size: int, stride: int = 1, scratch: torch.Tensor | None = None) -> torch.Tensor:
+    """Add the window times each of the (B·rows·cols, D) patch estimates of B images into ``out`` (B, C, H, W).
+
+    On a CPU, in float32, the compiled kernel (:mod:`sidlite.native`) reads each estimate once where it
+    lies; on a P = 15 level of 44k patches it measured about 4× faster than the torch path. The torch path
+    is :func:`windowed_rows` then :func:`fold_add` (its transposed copy goes into ``scratch`` when given:
+    a (B·rows·cols·D,) buffer the caller reuses). Both add the same terms, in a different order.
+    """
+    count = out.shape[0]
+    kernel = native.kernel("sidlite_fold_windowed") if (
+        out.device.type == "cpu" and out.dtype == estimates.dtype == window.dtype == torch.float32
+        and out.stride(3) == 1 and estimates.is_contiguous() and window.is_contiguous()) else None
+    if kernel is None:
+        grid_rows = windowed_rows(estimates, window, rows, cols,
+                                  out=None if scratch is None else scratch.view(count, rows, -1, cols))
+        return fold_add(out, grid_rows, patch_size, stride)
+    per_image = rows * cols * estimates.shape[1]
+    for i in range(count):
+        kernel(estimates.data_ptr() + 4 * i * per_image, rows, cols, out.shape[1], patch_size, stride,
+               window.data_ptr(), out[i].data_ptr(), out.stride(1), out.stride(2), torch.get_num_threads())
+    return out
+
+
 def fold_patches(patches: torch.Tensor, shape: tuple[int, int, int], patch_size: int,
                  stride: int = 1, rho: float = 0.2) -> torch.Tensor:
     """Weighted average of overlapping patch estimates back into a (C, H, W) image.
@@ -106,8 +132,8 @@ def fold_patches(patches: torch.Tensor, shape: tuple[int, int, int], patch_size:
           f"patches have {patches.shape[1]} values but C·P² = {channels * patch_size ** 2}")
     window = gaussian_window(patch_size, rho, patches.dtype, patches.device).flatten().repeat(channels)
     rows, cols = patch_grid(height, width, patch_size, stride)
-    numerator = fold_add(patches.new_zeros(1, channels, height, width),
-                         windowed_rows(patches, window, rows, cols), patch_size, stride)
+    numerator = fold_windowed(patches.new_zeros(1, channels, height, width), patches.contiguous(), window,
+                              rows, cols, patch_size, stride)
     device = str(patches.device)
     coverage = (axis_coverage(height, patch_size, stride, rho, patches.dtype, device)[:, None]
                 * axis_coverage(width, patch_size, stride, rho, patches.dtype, device)[None, :])

@@ -1,5 +1,6 @@
-/* The k largest entries of each row of a float32 matrix, for the top-k backends on a CPU.
+/* sidlite's two compiled CPU kernels (loaded by sidlite/native/__init__.py; each has a torch fallback).
  *
+ * 1. sidlite_top_k_rows: the k largest entries of each row of a float32 matrix, for the top-k backends.
  * torch.topk costs about 1.4 ns per entry on the rows the list scan makes (a few hundred wide, k = 5);
  * this costs about a third of that. Each row is split into G = n / 16 groups of columns
  * {c, c + G, c + 2G, ...}. Pass 1 takes every group's maximum; those are element-wise maxima of 16
@@ -70,4 +71,35 @@ int sidlite_top_k_rows(const float *scores, int64_t rows, int64_t width, int64_t
     for (int64_t r = 0; r < rows; r++)
         row_top_k(scores + r * stride, lengths ? lengths[r] : width, k, out_vals + r * k, out_idx + r * k);
     return 0;
+}
+
+/* 2. sidlite_fold_windowed: overlap-add windowed patch estimates into an image (band), for the image
+ * denoiser: out[ch, r*s + dy, c*s + dx] += window[j] * patches[r*cols + c][j], j = (ch*P + dy)*P + dx,
+ * for every patch (r, c) of a (rows, cols) grid at stride s. It reads each estimate once, in its own
+ * layout, where the torch path first writes a transposed, windowed copy of all of them. Grid rows go in
+ * blocks whose output rows overlap only the neighbouring blocks'; the even blocks run in parallel, then
+ * the odd ones, so no two threads add into one pixel and the sums do not depend on the thread count. */
+void sidlite_fold_windowed(const float *patches, int64_t rows, int64_t cols, int64_t channels, int64_t P,
+                           int64_t stride, const float *window, float *out, int64_t channel_stride,
+                           int64_t row_stride, int threads) {
+    int64_t block = (P + stride - 1) / stride; /* blocks of this many grid rows: b and b + 2 never overlap */
+    if (block < 8) block = 8;
+    int64_t blocks = (rows + block - 1) / block, dim = channels * P * P;
+    for (int parity = 0; parity < 2; parity++) {
+        #pragma omp parallel for schedule(static) num_threads(threads)
+        for (int64_t b = parity; b < blocks; b += 2) {
+            int64_t last = (b + 1) * block < rows ? (b + 1) * block : rows;
+            for (int64_t r = b * block; r < last; r++)
+                for (int64_t c = 0; c < cols; c++) {
+                    const float *patch = patches + (r * cols + c) * dim;
+                    for (int64_t ch = 0; ch < channels; ch++)
+                        for (int64_t dy = 0; dy < P; dy++) {
+                            float *restrict o = out + ch * channel_stride + (r * stride + dy) * row_stride + c * stride;
+                            const float *restrict p = patch + (ch * P + dy) * P;
+                            const float *restrict w = window + (ch * P + dy) * P;
+                            for (int64_t dx = 0; dx < P; dx++) o[dx] += w[dx] * p[dx];
+                        }
+                }
+        }
+    }
 }

@@ -1,0 +1,135 @@
+"""The compiled CPU kernels (sidlite.native): row-wise top-k against torch.topk, the windowed fold against
+the torch fold, each also through its torch fallback."""
+import pytest
+import torch
+
+from sidlite import native
+from sidlite.backends.selection import top_k_rows
+from sidlite.patches import fold_add, fold_windowed, gaussian_window, patch_grid, windowed_rows
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    """The kernels built afresh into an empty cache folder (skips where this machine cannot build them)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SIDLITE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        native.library.cache_clear()
+        built = native.library()
+    native.library.cache_clear()
+    if built is None:
+        pytest.skip("no C compiler with OpenMP here: the torch fallbacks serve")
+    return built
+
+
+@pytest.fixture(params=["native", "fallback"])
+def path(request, kernels, monkeypatch):
+    """Each test runs on the kernels and on the torch fallbacks."""
+    use = request.param == "native"
+    monkeypatch.setattr(native, "kernel", lambda name: getattr(kernels, name) if use else None)
+    return request.param
+
+
+def masked(scores, lengths):
+    return scores.masked_fill(torch.arange(scores.shape[1])[None, :] >= lengths[:, None], -torch.inf)
+
+
+def check_against_topk(scores, k, values, columns):
+    """The same values as torch.topk, in descending order, and the columns hold those values."""
+    expected = scores.topk(k, dim=1).values
+    assert torch.equal(values, expected)
+    found = torch.isfinite(values)
+    assert torch.equal(scores.gather(1, columns)[found], values[found])
+
+
+@pytest.mark.parametrize("width,k", [(332, 5), (209, 2), (3000, 5), (70000, 5), (40, 5), (7, 5), (100, 1)])
+def test_top_k_rows_equals_torch_topk(path, width, k):
+    g = torch.Generator().manual_seed(width + k)
+    scores = torch.randn(300 if width < 10000 else 20, width, generator=g)
+    values, columns = top_k_rows(scores.clone(), k)
+    if width < k:  # fewer entries than k: −inf values at column 0 after the real ones
+        assert torch.isinf(values[:, width:]).all() and (columns[:, width:] == 0).all()
+        values, columns, k = values[:, :width], columns[:, :width], width
+    check_against_topk(scores, k, values, columns)
+
+
+def test_row_lengths_leave_the_rest_of_a_row_unread(path):
+    g = torch.Generator().manual_seed(1)
+    scores = torch.randn(500, 330, generator=g)
+    lengths = torch.randint(0, 331, (500,), generator=g)
+    lengths[:3] = torch.tensor([0, 2, 330])
+    table = scores.clone()
+    table[torch.arange(330)[None, :] >= lengths[:, None]] = 1e9  # scratch past each length: must not win
+    values, columns = top_k_rows(table, 5, lengths)
+    reference = masked(scores, lengths)
+    check_against_topk(reference, 5, values, columns)
+    assert (columns[~torch.isfinite(values)] == 0).all()  # missing candidates point at column 0
+
+
+def test_ties_and_the_winner_in_every_position(path):
+    """The grouping must not lose a winner wherever it sits: a plateau, a single spike at each column,
+    and rows whose best entries all share one column group."""
+    width = 16 * 20 + 3
+    scores = torch.zeros(width + 2, width)
+    scores[torch.arange(width), torch.arange(width)] = 1.0  # row r: its one spike at column r
+    scores[width, ::20] = torch.arange(len(range(0, width, 20)), dtype=torch.float32)  # one group holds all
+    values, columns = top_k_rows(scores.clone(), 5)
+    assert torch.equal(columns[:width, 0], torch.arange(width)) and (values[:width, 1:] == 0).all()
+    check_against_topk(scores, 5, values, columns)
+
+
+def test_non_contiguous_and_other_dtypes_fall_back_to_torch(kernels, monkeypatch):
+    calls = []
+    monkeypatch.setattr(native, "kernel", lambda name: calls.append(name) or getattr(kernels, name))
+    scores = torch.randn(50, 64, dtype=torch.float64)
+    values, _ = top_k_rows(scores, 5)
+    assert torch.equal(values, scores.topk(5, dim=1).values) and not calls
+    transposed = torch.randn(64, 50).T  # rows not contiguous
+    assert torch.equal(top_k_rows(transposed, 3)[0], transposed.topk(3, dim=1).values) and not calls
+
+
+@pytest.mark.parametrize("patch_size,stride,channels,batch", [(7, 1, 3, 1), (15, 1, 3, 2), (5, 2, 4, 1), (3, 3, 1, 1),
+                                                              (4, 3, 3, 2)])
+def test_fold_windowed_adds_what_the_torch_fold_adds(path, patch_size, stride, channels, batch):
+    """Into a band of a larger image (strided rows), several images at once, every stride and window."""
+    g = torch.Generator().manual_seed(patch_size * 10 + stride)
+    height, width = 37, 45
+    rows, cols = patch_grid(height, width, patch_size, stride)
+    estimates = torch.randn(batch * rows * cols, channels * patch_size ** 2, generator=g)
+    window = gaussian_window(patch_size, 0.2).flatten().repeat(channels) * torch.rand(channels * patch_size ** 2,
+                                                                                      generator=g)
+    image = torch.randn(batch, channels, height + 9, width, generator=g)
+    folded, expected = image.clone(), image.clone()
+    fold_windowed(folded[:, :, 4:4 + height], estimates, window, rows, cols, patch_size, stride)
+    for i in range(batch):  # the definition, one patch at a time
+        for r in range(rows):
+            for c in range(cols):
+                patch = (estimates[(i * rows + r) * cols + c] * window).view(channels, patch_size, patch_size)
+                expected[i, :, 4 + r * stride:4 + r * stride + patch_size, c * stride:c * stride + patch_size] += patch
+    assert torch.allclose(folded, expected, atol=1e-5)
+    assert torch.equal(folded[:, :, :4], image[:, :, :4]) and torch.equal(folded[:, :, 4 + height:], image[:, :, 4 + height:])
+
+
+def test_the_kernel_fold_does_not_depend_on_the_thread_count(kernels, monkeypatch):
+    monkeypatch.setattr(native, "kernel", lambda name: getattr(kernels, name))
+    g = torch.Generator().manual_seed(3)
+    rows, cols = patch_grid(120, 90, 7, 1)
+    estimates, window = torch.randn(rows * cols, 147, generator=g), gaussian_window(7).flatten().repeat(3)
+    results = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+        results.append(fold_windowed(torch.zeros(1, 3, 120, 90), estimates, window, rows, cols, 7))
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
+    reference = fold_add(torch.zeros(1, 3, 120, 90), windowed_rows(estimates, window, rows, cols), 7)
+    assert torch.allclose(results[0], reference, atol=1e-5)
+
+
+def test_switched_off_or_without_a_compiler_there_are_no_kernels(monkeypatch, tmp_path):
+    monkeypatch.setenv("SIDLITE_CACHE", str(tmp_path))
+    for setting in ({"SIDLITE_NATIVE": "0"}, {"CC": str(tmp_path / "no-such-compiler")}):
+        with monkeypatch.context() as patch:
+            for name, value in setting.items():
+                patch.setenv(name, value)
+            native.library.cache_clear()
+            assert native.library() is None and native.kernel("sidlite_fold_windowed") is None
+    native.library.cache_clear()
+    assert not list(tmp_path.glob("*.so"))  # nothing half-built is left behind
