@@ -77,9 +77,9 @@ def test_ties_and_the_winner_in_every_position(path):
     check_against_topk(scores, 5, values, columns)
 
 
-def test_non_contiguous_and_other_dtypes_fall_back_to_torch(kernels, monkeypatch):
-    calls = []
-    monkeypatch.setattr(native, "kernel", lambda name: calls.append(name) or getattr(kernels, name))
+def test_non_contiguous_and_other_dtypes_fall_back_to_torch(monkeypatch):
+    calls = []  # a stand-in kernel that only records being run
+    monkeypatch.setattr(native, "kernel", lambda name: lambda *arguments: calls.append(name))
     scores = torch.randn(50, 64, dtype=torch.float64)
     values, _ = top_k_rows(scores, 5)
     assert torch.equal(values, scores.topk(5, dim=1).values) and not calls
@@ -133,3 +133,19 @@ def test_switched_off_or_without_a_compiler_there_are_no_kernels(monkeypatch, tm
             assert native.library() is None and native.kernel("sidlite_fold_windowed") is None
     native.library.cache_clear()
     assert not list(tmp_path.glob("*.so"))  # nothing half-built is left behind
+
+
+def test_top_k_backend_finds_the_same_with_and_without_the_kernels(kernels, monkeypatch):
+    """With the kernel each list's winners are chosen as its scores are made; without it, from one table."""
+    from sidlite.backends import make_backend
+
+    g = torch.Generator().manual_seed(5)
+    data = torch.randn(3000, 27, generator=g)
+    queries = 0.8 * data[torch.randperm(3000, generator=g)[:700]] + 0.3 * torch.randn(700, 27, generator=g)
+    found = {}
+    for use in (True, False):
+        monkeypatch.setattr(native, "kernel", lambda name: getattr(kernels, name) if use else None)
+        backend = make_backend("topk", data, nprobe=3)
+        found[use] = backend.neighbours(queries, 0.8), backend.denoise(queries, 0.8, 0.3)
+    assert (found[True][0] == found[False][0]).float().mean() > 0.999  # the same, up to ties
+    assert torch.allclose(found[True][1], found[False][1], atol=1e-5)

@@ -27,7 +27,7 @@ from ..runtime import make_generator
 from ..patchsets import as_patch_set
 from .base import PatchBackend
 from .kmeans import INITS, kmeans, nearest_centroids, split_large_lists
-from .selection import top_k_rows
+from .selection import kernel_serves, top_k_rows
 
 
 SCANS = ("auto", "loop", "batched")
@@ -227,8 +227,10 @@ class TopKBackend(ClusteredBackend):
         return cost
 
     def _queries_per_chunk(self) -> int:
-        """Queries denoised at once: also at most :data:`MAX_SCORES` entries in the loop scan's score table."""
-        return max(1, min(MAX_PAIRS, MAX_SCORES // self.longest_list) // self.nprobe)
+        """Queries denoised at once: also at most :data:`MAX_SCORES` entries in the loop scan's score table,
+        when there is one (without the kernel; with it, a list's scores are chosen from as they are made)."""
+        pairs = MAX_PAIRS if kernel_serves(self.sorted) else min(MAX_PAIRS, MAX_SCORES // self.longest_list)
+        return max(1, pairs // self.nprobe)
 
     def _list_table(self):
         if self.rank_dim is None:
@@ -286,27 +288,48 @@ class TopKBackend(ClusteredBackend):
     def _scan_loop(self, ranked, probed, scale, bias):
         """Per (query, list) pair, in query order: the list's k best logits and their sorted positions.
 
-        One matrix product per list writes its scores into one (pairs, S) table (S the longest list; a
-        row's entries past its list's size are never read), each list's queries gathered just before use,
-        while in cache; then one top-k over the whole table (:func:`~sidlite.backends.selection.top_k_rows`).
-        On the 2-core CPU that measured 10–15 % faster per call than a top-k per list (at d = 147 and 675),
-        because torch's top-k costs about a microsecond per row and call.
+        One matrix product per list, each list's queries gathered just before use, while in cache. Where
+        the compiled top-k kernel serves (:func:`~sidlite.backends.selection.kernel_serves`), each list's
+        winners are chosen at once, from scores still in cache. Otherwise every list's scores go into one
+        (pairs, S) table (S the longest list) and one ``torch.topk`` runs over it: on the 2-core CPU that
+        measured 10–15 % faster than a ``torch.topk`` per list (at d = 147 and 675), whose cost is about a
+        microsecond per row and call.
         """
         query_of, segments = self._segments(probed)
-        scores = ranked.new_empty(query_of.shape[0], self.longest_list)
-        for p0, p1, a, b in segments:
-            torch.addmm(bias[a:b], ranked.index_select(0, query_of[p0:p1]), self.sorted[a:b].T, alpha=scale,
-                        out=scores[p0:p1, :b - a])
+        select = self._select_per_list if kernel_serves(ranked) else self._select_in_table
+        values, columns = select(ranked, query_of, segments, scale, bias)
         device = ranked.device
         first = torch.tensor([a for _, _, a, _ in segments], device=device)
         pairs_per_list = torch.tensor([p1 - p0 for p0, p1, _, _ in segments], device=device)
-        sizes = torch.tensor([b - a for _, _, a, b in segments], device=device)
-        values, columns = top_k_rows(scores, self.k, torch.repeat_interleave(sizes, pairs_per_list))
-        del scores
         index = torch.repeat_interleave(first, pairs_per_list)[:, None] + columns
         index = torch.where(torch.isfinite(values), index, 0)  # a short list's padding is never a candidate
         by_query = torch.argsort(query_of, stable=True)
         return values[by_query], index[by_query]
+
+    def _list_scores(self, ranked, query_of, pairs, rows, scale, bias, out):
+        """The logits of one list's queries (``pairs`` of ``query_of``) against its patches (``rows``), into ``out``."""
+        return torch.addmm(bias[rows], ranked.index_select(0, query_of[pairs]), self.sorted[rows].T, alpha=scale,
+                           out=out)
+
+    def _select_per_list(self, ranked, query_of, segments, scale, bias):
+        """Each list's k best per pair, chosen by the kernel right after the list's product (no score table)."""
+        values = ranked.new_empty(query_of.shape[0], self.k)
+        columns = torch.empty(query_of.shape[0], self.k, dtype=torch.int64, device=ranked.device)
+        scratch = ranked.new_empty(max((p1 - p0) * (b - a) for p0, p1, a, b in segments))
+        for p0, p1, a, b in segments:
+            scores = self._list_scores(ranked, query_of, slice(p0, p1), slice(a, b), scale, bias,
+                                       scratch[:(p1 - p0) * (b - a)].view(p1 - p0, b - a))
+            top_k_rows(scores, self.k, out=(values[p0:p1], columns[p0:p1]))
+        return values, columns
+
+    def _select_in_table(self, ranked, query_of, segments, scale, bias):
+        """Every list's scores in one (pairs, longest list) table, then one top-k over it."""
+        scores = ranked.new_empty(query_of.shape[0], self.longest_list)
+        for p0, p1, a, b in segments:
+            self._list_scores(ranked, query_of, slice(p0, p1), slice(a, b), scale, bias, scores[p0:p1, :b - a])
+        sizes = torch.tensor([b - a for _, _, a, b in segments], device=ranked.device)
+        pairs_per_list = torch.tensor([p1 - p0 for p0, p1, _, _ in segments], device=ranked.device)
+        return top_k_rows(scores, self.k, torch.repeat_interleave(sizes, pairs_per_list))
 
     def _padded_lists(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(nlist, S) sorted positions of every list padded to the longest S, and which are real."""

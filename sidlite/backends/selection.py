@@ -15,26 +15,39 @@ from .. import native
 MAX_K = 64  # the kernel's limit on k (kernels.c)
 
 
-def top_k_rows(scores: torch.Tensor, k: int, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def kernel_serves(scores: torch.Tensor) -> bool:
+    """Whether :func:`top_k_rows` takes ``scores``' dtype and device to the compiled kernel (CPU, float32,
+    where the kernels could be built): then a top-k per small block costs no more than one over a table."""
+    return scores.device.type == "cpu" and scores.dtype == torch.float32 and \
+        native.kernel("sidlite_top_k_rows") is not None
+
+
+def top_k_rows(scores: torch.Tensor, k: int, lengths: torch.Tensor | None = None,
+               out: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(values, columns), each (R, k): the k largest entries of each row of the (R, W) ``scores``, largest first.
 
     With ``lengths`` (R,), row r counts only its first lengths[r] entries; the entries past them are
     scratch (the torch path overwrites them with −inf). A row with fewer than k entries is padded with
-    −inf values at column 0. The kernel serves float32 CPU matrices whose rows are contiguous.
+    −inf values at column 0. The kernel serves float32 CPU matrices whose rows are contiguous; ``out``,
+    two contiguous (R, k) tensors (float32, int64), receives the result there.
     """
     rows, width = scores.shape
-    kernel = native.kernel("sidlite_top_k_rows") if (scores.device.type == "cpu" and scores.dtype == torch.float32
-                                                     and scores.stride(1) == 1 and k <= MAX_K) else None
-    if kernel is None:
+    use_kernel = kernel_serves(scores) and scores.stride(1) == 1 and k <= MAX_K and \
+        (out is None or (out[0].is_contiguous() and out[1].is_contiguous()))
+    if not use_kernel:
         if lengths is not None:
             scores.masked_fill_(torch.arange(width, device=scores.device)[None, :] >= lengths[:, None], -torch.inf)
         if width < k:
             scores = torch.cat([scores, scores.new_full((rows, k - width), -torch.inf)], 1)
         top = scores.topk(k, dim=1)
-        return top.values, torch.where(torch.isfinite(top.values), top.indices, 0)
-    values = scores.new_empty(rows, k)
-    columns = torch.empty(rows, k, dtype=torch.int64)
+        values, columns = top.values, torch.where(torch.isfinite(top.values), top.indices, 0)
+        if out is None:
+            return values, columns
+        out[0].copy_(values), out[1].copy_(columns)
+        return out
+    values, columns = out if out is not None else (scores.new_empty(rows, k), torch.empty(rows, k, dtype=torch.int64))
     lengths = None if lengths is None else lengths.to(torch.int64).contiguous()
-    kernel(scores.data_ptr(), rows, width, scores.stride(0), None if lengths is None else lengths.data_ptr(),
-           k, torch.get_num_threads(), values.data_ptr(), columns.data_ptr())
+    native.kernel("sidlite_top_k_rows")(
+        scores.data_ptr(), rows, width, scores.stride(0), None if lengths is None else lengths.data_ptr(), k,
+        torch.get_num_threads(), values.data_ptr(), columns.data_ptr())
     return values, columns
