@@ -19,7 +19,8 @@ adds to (replaces the same sections of) the results file of its machine.
 Tests never time anything; this script is where speed is measured. The GPU figures in
 benchmarks/results came from: --device cuda --backends 'attention;attention:dtype=bfloat16;
 clustered:nprobe=1;clustered:nprobe=2;topk' (h200) and --only table1 --samples 4 --copy-samples 4
---backends 'attention;topk;clustered:nprobe=2' (h200_table1).
+--backends 'attention;topk;clustered:nprobe=2' (h200_table1). benchmarks/gpu_session.sh runs every GPU
+measurement the open targets need in one short lease.
 """
 from __future__ import annotations
 
