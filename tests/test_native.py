@@ -149,3 +149,18 @@ def test_top_k_backend_finds_the_same_with_and_without_the_kernels(kernels, monk
         found[use] = backend.neighbours(queries, 0.8), backend.denoise(queries, 0.8, 0.3)
     assert (found[True][0] == found[False][0]).float().mean() > 0.999  # the same, up to ties
     assert torch.allclose(found[True][1], found[False][1], atol=1e-5)
+
+
+def test_a_list_every_query_probes_is_scanned_in_bounded_blocks(kernels, monkeypatch):
+    """A flat image puts every patch in one list; its queries then go in blocks of MAX_SCORES scores."""
+    from sidlite.backends import clustered, make_backend
+
+    monkeypatch.setattr(native, "kernel", lambda name: getattr(kernels, name))
+    monkeypatch.setattr(clustered, "MAX_SCORES", 4000)  # 4000 // 600 patches: blocks of 6 queries
+    g = torch.Generator().manual_seed(2)
+    data = torch.zeros(600, 12)
+    data[:, 0] = torch.arange(600) / 600  # nearly flat: one list after k-means
+    backend = make_backend("topk", data, nlist=1)
+    queries = data[torch.randperm(600, generator=g)[:50]] + 0.01 * torch.randn(50, 12, generator=g)
+    expected = torch.cdist(queries, data).topk(5, dim=1, largest=False).indices.sort(1).values
+    assert torch.equal(backend.neighbours(queries).sort(1).values, expected)

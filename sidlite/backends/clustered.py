@@ -312,14 +312,20 @@ class TopKBackend(ClusteredBackend):
                            out=out)
 
     def _select_per_list(self, ranked, query_of, segments, scale, bias):
-        """Each list's k best per pair, chosen by the kernel right after the list's product (no score table)."""
+        """Each list's k best per pair, chosen by the kernel right after the list's product (no score table).
+
+        A list's queries go in blocks of at most :data:`MAX_SCORES` scores, so even a list that every query
+        probes (a flat image makes one) needs no more scratch than the table would have."""
         values = ranked.new_empty(query_of.shape[0], self.k)
         columns = torch.empty(query_of.shape[0], self.k, dtype=torch.int64, device=ranked.device)
-        scratch = ranked.new_empty(max((p1 - p0) * (b - a) for p0, p1, a, b in segments))
+        block = max(1, MAX_SCORES // self.longest_list)
+        scratch = ranked.new_empty(min(block, max(p1 - p0 for p0, p1, _, _ in segments)) * self.longest_list)
         for p0, p1, a, b in segments:
-            scores = self._list_scores(ranked, query_of, slice(p0, p1), slice(a, b), scale, bias,
-                                       scratch[:(p1 - p0) * (b - a)].view(p1 - p0, b - a))
-            top_k_rows(scores, self.k, out=(values[p0:p1], columns[p0:p1]))
+            for q0 in range(p0, p1, block):
+                q1 = min(p1, q0 + block)
+                scores = self._list_scores(ranked, query_of, slice(q0, q1), slice(a, b), scale, bias,
+                                           scratch[:(q1 - q0) * (b - a)].view(q1 - q0, b - a))
+                top_k_rows(scores, self.k, out=(values[q0:q1], columns[q0:q1]))
         return values, columns
 
     def _select_in_table(self, ranked, query_of, segments, scale, bias):
