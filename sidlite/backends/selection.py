@@ -43,7 +43,8 @@ def top_k_rows(scores: torch.Tensor, k: int, lengths: torch.Tensor | None = None
         values, columns = top.values, torch.where(torch.isfinite(top.values), top.indices, 0)
         if out is None:
             return values, columns
-        out[0].copy_(values), out[1].copy_(columns)
+        out[0].copy_(values)
+        out[1].copy_(columns)
         return out
     values, columns = out if out is not None else (scores.new_empty(rows, k), torch.empty(rows, k, dtype=torch.int64))
     lengths = None if lengths is None else lengths.to(torch.int64).contiguous()

@@ -21,10 +21,10 @@ from pathlib import Path
 SOURCE = Path(__file__).with_name("kernels.c")
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
 _I64, _INT, _PTR = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-#: Each kernel's C arguments (kernels.c documents them).
+#: Each kernel's C arguments and result (kernels.c documents them).
 SIGNATURES = {
-    "sidlite_top_k_rows": [_PTR, _I64, _I64, _I64, _PTR, _INT, _INT, _PTR, _PTR],
-    "sidlite_fold_windowed": [_PTR, _I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _I64, _I64, _INT],
+    "sidlite_top_k_rows": ([_PTR, _I64, _I64, _I64, _PTR, _INT, _INT, _PTR, _PTR], _INT),
+    "sidlite_fold_windowed": ([_PTR, _I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _I64, _I64, _INT], None),
 }
 
 
@@ -70,12 +70,11 @@ def library() -> ctypes.CDLL | None:
         return None
     try:
         loaded = ctypes.CDLL(str(path))
-        for name, arguments in SIGNATURES.items():
+        for name, (arguments, result) in SIGNATURES.items():
             function = getattr(loaded, name)
-            function.argtypes, function.restype = arguments, None
+            function.argtypes, function.restype = arguments, result
     except (OSError, AttributeError):
         return None
-    loaded.sidlite_top_k_rows.restype = ctypes.c_int
     return loaded
 
 
