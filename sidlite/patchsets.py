@@ -7,7 +7,8 @@ A patch set is N vectors of length D that a backend can
 * ``mean()`` and ``sq_norms()``: the mean patch (D,) and every patch's squared norm (N,),
 * ``dense()``: the whole (N, D) matrix, for small sets and the naive reference.
 
-:class:`DensePatchSet` wraps a matrix (toy data, chapter 01). :class:`ImagePatchSet` is backed by one or
+:class:`DensePatchSet` wraps a matrix (toy data, chapter 01); :class:`SubsetPatchSet` is some rows of another
+set (a k-means cell). :class:`ImagePatchSet` is backed by one or
 more level images and gathers patches on demand from a strided view; its statistics come from box
 filters over the image, so building it costs O(pixels), not O(N·D). Rows are ordered image by image,
 then row-major by a patch's top-left corner, the order of :func:`sidlite.patches.extract_patches`; a
@@ -54,9 +55,12 @@ class PatchSet(ABC):
     def sq_norms(self) -> torch.Tensor:
         """‖y_i‖² of every patch, (N,) float32."""
 
-    @abstractmethod
     def mean(self) -> torch.Tensor:
-        """The mean patch (D,), accumulated in float64, returned in the set's dtype."""
+        """The mean patch (D,), accumulated in float64 block by block, returned in the set's dtype."""
+        total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        for _, block in self.chunks(max(1, 2 ** 22 // self.dim)):
+            total += block.double().sum(0)
+        return (total / self.size).to(self.dtype)
 
     def chunks(self, rows: int) -> Iterator[tuple[int, torch.Tensor]]:
         """Contiguous blocks (start, patches[start:start + n]) of about ``rows`` patches covering the set."""
@@ -255,9 +259,27 @@ class ImagePatchSet(PatchSet):
                         window = image[:, dy:dy + s * (rows - 1) + 1:s, dx:dx + s * (cols - 1) + 1:s]
                         total.view(-1, p, p)[:, dy, dx] += window.double().sum((1, 2))
             return (total / self.size).to(self.dtype)
-        for _, block in self.chunks(max(1, 2 ** 22 // self.dim)):
-            total += block.double().sum(0)
-        return (total / self.size).to(self.dtype)
+        return super().mean()  # a keep mask: through the kept patches
+
+
+class SubsetPatchSet(PatchSet):
+    """The patches of ``base`` at ``rows`` (1-D, no repeats), read through it: one k-means cell of a large
+    set without a copy of its patches."""
+
+    def __init__(self, base: PatchSet, rows: torch.Tensor):
+        check(rows.dim() == 1 and rows.numel() >= 1, "a subset of a patch set needs a non-empty 1-D index")
+        self.base, self.rows = base, rows.to(base.device)
+
+    size = property(lambda self: self.rows.shape[0])
+    dim = property(lambda self: self.base.dim)
+    dtype = property(lambda self: self.base.dtype)
+    device = property(lambda self: self.base.device)
+
+    def gather(self, rows):
+        return self.base.gather(self.rows[rows.to(self.device)])
+
+    def sq_norms(self):
+        return self.base.sq_norms()[self.rows]
 
 
 def as_patch_set(data: PatchSet | torch.Tensor) -> PatchSet:
@@ -265,4 +287,4 @@ def as_patch_set(data: PatchSet | torch.Tensor) -> PatchSet:
     return data if isinstance(data, PatchSet) else DensePatchSet(data)
 
 
-__all__ = ["PatchSet", "DensePatchSet", "ImagePatchSet", "as_patch_set"]
+__all__ = ["PatchSet", "DensePatchSet", "ImagePatchSet", "SubsetPatchSet", "as_patch_set"]

@@ -7,7 +7,8 @@ import torch
 import sidlite
 from sidlite.backends import BACKENDS, choose_backend, make_backend, naive_denoise
 from sidlite.backends.attention import head_dim
-from sidlite.backends.kmeans import kmeans, nearest_centroids, split_large_lists
+from sidlite.backends import clustered
+from sidlite.backends.kmeans import kmeans, nearest_centroids, split_large_lists, two_level_kmeans
 from sidlite.errors import SidliteError
 
 
@@ -244,3 +245,42 @@ def test_cuda_clustered_is_seeded():
     a = make_backend("clustered", DATA.cuda(), nprobe=2).denoise(x, 0.5, 0.3)
     b = make_backend("clustered", DATA.cuda(), nprobe=2).denoise(x, 0.5, 0.3)
     assert torch.equal(a, b)
+
+
+def test_lists_stop_growing_past_16384_patches():
+    assert clustered.default_nlist(10_000) == 100  # √N
+    assert clustered.default_nlist(16_384) == 128
+    assert clustered.default_nlist(1_000_000) == 1_000_000 // clustered.LIST_SIZE  # not √N = 1000
+
+
+def within_list_spread(data, centroids, labels):
+    return float(((data - centroids[labels]) ** 2).sum())
+
+
+def test_two_level_kmeans_makes_lists_as_tight_as_flat_kmeans():
+    data = clustered_data(n=6000, dim=8, centres=64, seed=3)
+    g = torch.Generator().manual_seed(0)
+    centroids, labels = two_level_kmeans(data, 100, cap=90, generator=g)
+    sizes = torch.bincount(labels, minlength=centroids.shape[0])
+    assert labels.min() >= 0 and labels.max() == centroids.shape[0] - 1
+    assert int(sizes.max()) <= 90 and 100 <= centroids.shape[0] <= 140  # each cell's share, then its splits
+    flat, flat_labels = kmeans(data, centroids.shape[0], generator=torch.Generator().manual_seed(0))
+    assert within_list_spread(data, centroids, labels) < 1.15 * within_list_spread(data, flat, flat_labels)
+    again = two_level_kmeans(data, 100, cap=90, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again[1], labels)  # the same seed, the same lists
+
+
+def test_many_lists_are_probed_through_a_coarse_index(monkeypatch):
+    data = clustered_data(n=6000, dim=8, centres=64, seed=4)
+    x = noisy_queries(data, 0.8, 0.4, m=400)
+    backend = make_backend("topk", data, nlist=clustered.FLAT_LISTS + 72)
+    assert backend.coarse is not None and backend.coarse.num_patches == backend.nlist
+    flat = nearest_centroids(x, 0.8 * backend.centroids, backend.nprobe)
+    probed = backend.probe(x, 0.8)
+    assert (probed[:, 0] == flat[:, 0]).float().mean() > 0.9  # the nearest list, nearly always
+    # reading every coarse list, the coarse probe is the flat probe
+    monkeypatch.setattr(clustered, "COARSE_PROBE", 10 ** 6)
+    exhaustive = make_backend("topk", data, nlist=clustered.FLAT_LISTS + 72)
+    assert (exhaustive.probe(x, 0.8) == nearest_centroids(x, 0.8 * exhaustive.centroids, 2)).all(1).float().mean() > 0.99
+    small = make_backend("topk", data, nlist=clustered.FLAT_LISTS)
+    assert small.coarse is None

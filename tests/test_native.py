@@ -151,16 +151,36 @@ def test_top_k_backend_finds_the_same_with_and_without_the_kernels(kernels, monk
     assert torch.allclose(found[True][1], found[False][1], atol=1e-5)
 
 
-def test_a_list_every_query_probes_is_scanned_in_bounded_blocks(kernels, monkeypatch):
-    """A flat image puts every patch in one list; its queries then go in blocks of MAX_SCORES scores."""
-    from sidlite.backends import clustered, make_backend
+def test_a_list_every_query_probes_is_shared_and_scanned_in_chunks(kernels, monkeypatch):
+    """A flat image puts every patch in one list: the fused scan splits its 600 queries into work items of
+    256 and its 2,600 patches into chunks of 1,024, whose winners it merges; it must find the exact top 5."""
+    from sidlite.backends import make_backend
 
     monkeypatch.setattr(native, "kernel", lambda name: getattr(kernels, name))
-    monkeypatch.setattr(clustered, "MAX_SCORES", 4000)  # 4000 // 600 patches: blocks of 6 queries
     g = torch.Generator().manual_seed(2)
-    data = torch.zeros(600, 12)
-    data[:, 0] = torch.arange(600) / 600  # nearly flat: one list after k-means
+    data = torch.zeros(2600, 12)
+    data[:, 0] = torch.arange(2600) / 2600  # nearly flat: one list
+    data[:, 1:] = 0.01 * torch.randn(2600, 11, generator=g)
     backend = make_backend("topk", data, nlist=1)
-    queries = data[torch.randperm(600, generator=g)[:50]] + 0.01 * torch.randn(50, 12, generator=g)
+    queries = data[torch.randperm(2600, generator=g)[:600]] + 0.003 * torch.randn(600, 12, generator=g)
     expected = torch.cdist(queries, data).topk(5, dim=1, largest=False).indices.sort(1).values
     assert torch.equal(backend.neighbours(queries).sort(1).values, expected)
+
+
+@pytest.mark.parametrize("dim,k,nlist", [(5, 1, 8), (16, 5, 40), (27, 16, 30), (147, 5, 400), (33, 20, 20)])
+def test_the_fused_scan_chooses_what_the_table_scan_chooses(kernels, monkeypatch, dim, k, nlist):
+    """Dimensions that are and are not whole vectors, k from 1 to past the vector width (then the plain
+    selection), and lists shorter than k (400 lists of 3: their padding must never be chosen)."""
+    from sidlite.backends import make_backend
+
+    g = torch.Generator().manual_seed(dim)
+    data = torch.randn(1200, dim, generator=g)
+    queries = 0.8 * data[:300] + 0.3 * torch.randn(300, dim, generator=g)
+    found = {}
+    for use in (True, False):
+        monkeypatch.setattr(native, "kernel", lambda name: getattr(kernels, name) if use else None)
+        backend = make_backend("topk", data, k=k, nlist=nlist, nprobe=2, split_above=None)
+        found[use] = backend.neighbours(queries, 0.8), backend.denoise(queries, 0.8, 0.3)
+    assert (found[True][0] == found[False][0]).float().mean() > 0.999  # the same, up to ties
+    assert torch.equal(found[True][0] < 0, found[False][0] < 0)  # missing candidates in the same places
+    assert torch.allclose(found[True][1], found[False][1], atol=1e-5)

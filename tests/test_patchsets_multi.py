@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from sidlite import extract_patches
-from sidlite.patchsets import DensePatchSet, ImagePatchSet
+from sidlite.patchsets import DensePatchSet, ImagePatchSet, SubsetPatchSet
 
 
 def _images(seed=0, dtype=torch.float64):
@@ -84,3 +84,16 @@ def test_a_list_of_one_image_equals_the_image_and_a_batch_splits_into_images():
 def test_images_with_different_channel_counts_are_refused():
     with pytest.raises(Exception, match="channel"):
         ImagePatchSet([torch.zeros(3, 8, 8), torch.zeros(1, 8, 8)], 3)
+
+
+def test_a_subset_reads_its_rows_through_the_set():
+    g = torch.Generator().manual_seed(0)
+    base = ImagePatchSet(torch.rand(3, 20, 24, generator=g), 5)
+    rows = torch.randperm(base.size, generator=g)[:77]
+    subset = SubsetPatchSet(base, rows)
+    dense = base.dense()[rows]
+    assert subset.size == 77 and subset.dim == base.dim
+    assert torch.equal(subset.gather(torch.tensor([3, 0, 76])), dense[[3, 0, 76]])
+    assert torch.equal(subset.dense(), dense)
+    torch.testing.assert_close(subset.sq_norms(), (dense.double() ** 2).sum(1).float())
+    torch.testing.assert_close(subset.mean(), dense.double().mean(0).float())

@@ -250,7 +250,8 @@ def test_plan_ranks_in_a_projection_when_the_full_index_would_crowd_the_budget()
     roomy = plan_levels([(400, 400)], [(400, 400)], 3, 15, "topk", memory_budget="64GB").levels[0]
     tight = plan_levels([(400, 400)], [(400, 400)], 3, 15, "topk", memory_budget="1GB").levels[0]
     assert "rank_dim" not in roomy.options and tight.options["rank_dim"] == 32
-    assert tight.index_bytes < roomy.index_bytes / 2  # build transients included
+    # the projection saves most of the (N, D) copy the full index holds (its PCA fit costs a little back)
+    assert roomy.index_bytes - tight.index_bytes > 0.7 * roomy.patches * 4 * (roomy.dim - 32)
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

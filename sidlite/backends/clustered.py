@@ -2,7 +2,9 @@
 
 Built once per dataset: k-means puts the N patches into about √N lists, lists above 1.5× the mean
 size are bisected (so the lists a query probes are not mostly the crowded ones), and the patches are
-stored contiguously list by list. A query x at (α, σ) probes the ``nprobe`` lists whose centroids are
+stored contiguously list by list. Beyond 16,384 patches the lists stop growing (N / 128 lists of about
+128): an index of more than :data:`FLAT_LISTS` lists is built by two-level k-means and probed through a
+small top-k index over its own centroids, so a query's work grows only as √(N/128) in the probe. A query x at (α, σ) probes the ``nprobe`` lists whose centroids are
 nearest to x/α; this is the same as the lists nearest to x among the scaled patches αy, because
 ‖x − α·y‖² = α²·‖x/α − y‖² (α² is common to every y, and k-means is scale-equivariant). So the search
 structure never changes with the noise level.
@@ -22,24 +24,47 @@ from functools import cached_property
 import torch
 import torch.nn.functional as F
 
+from .. import native
 from ..errors import check
 from ..runtime import make_generator
 from ..patchsets import as_patch_set
 from .base import PatchBackend
-from .kmeans import INITS, kmeans, nearest_centroids, split_large_lists
-from .selection import kernel_serves, top_k_rows
+from .kmeans import CELL_TRAINING, INITS, kmeans, nearest_centroids, split_large_lists, two_level_kmeans
+from .selection import MAX_K, kernel_serves, top_k_rows
 
 
 SCANS = ("auto", "loop", "batched")
 PCA_SAMPLE = 16384  # patches the ranking projection is fitted on
 MAX_PAIRS = 2 ** 17  # (query, list) pairs per batch: bounds the partial results (~350 MB at D = 675)
-MAX_SCORES = 2 ** 25  # top-k's score table per batch, (query, list) pairs × longest list: 128 MB
+MAX_SELECTED_PAIRS = 2 ** 20  # top-k's pairs per batch when the kernel chooses: ~200 B of records each
+LIST_SIZE = 128  # patches per list once √N lists would be larger (N > 16,384)
+FLAT_LISTS = 128  # more lists than this: two-level k-means, and a coarse index over the centroids
+COARSE_PROBE = 2  # lists of the coarse index a probe reads
+PROBE_BLOCK = 16384  # queries whose centroid scores are made at once (nearest_centroids' chunk)
+PAIR_BYTES = 24  # a (query, list) pair's bookkeeping in top-k's scan, beyond 36 bytes per candidate
+MAX_SCORES = 2 ** 25  # top-k's score table per batch without the kernel, pairs × longest list: 128 MB
 WEIGH_BLOCK = 512  # queries whose k winners are gathered and weighted at once (a few MB: they stay in cache)
 
 
 def default_nlist(num_patches: int) -> int:
-    """√N lists (rounded down, at least 1): the choice that balances the centroid and list searches."""
-    return max(1, math.isqrt(num_patches))
+    """√N lists (at least 1), the choice that balances a flat centroid search against the list scan, up to
+    N = 16,384; beyond, N / :data:`LIST_SIZE` lists, searched through a coarse index over their centroids:
+    a query then ranks about 3√(N/128) centroids and scans a constant 2·128 patches, not 3√N in all."""
+    return max(1, math.isqrt(num_patches), num_patches // LIST_SIZE)
+
+
+def training_points(nlist: int, per_list: int = 64) -> int:
+    """The most k-means training points held at once: per_list per list for a flat k-means; one cell's,
+    at most CELL_TRAINING mean cells' worth, for two-level k-means (cells are trained one at a time)."""
+    if nlist <= FLAT_LISTS:
+        return per_list * nlist
+    return CELL_TRAINING * per_list * math.ceil(nlist / math.isqrt(nlist))
+
+
+def centroids_ranked(nlist: int) -> int:
+    """Centroids one probe ranks: all L, or through the coarse index (√L lists of about √L centroids) the
+    √L coarse centroids and the :data:`COARSE_PROBE` lists it reads."""
+    return nlist if nlist <= FLAT_LISTS else (1 + COARSE_PROBE) * math.isqrt(nlist)
 
 
 class ClusteredBackend(PatchBackend):
@@ -71,11 +96,15 @@ class ClusteredBackend(PatchBackend):
         self._options = {"nprobe": nprobe, "nlist": nlist}
         dataset = self.patches
         generator = make_generator(seed, dataset.device)
-        centroids, labels = kmeans(dataset, nlist, iters=iters, generator=generator, init=init,
-                                   train_per_list=train_per_list)
-        if split_above is not None:
-            cap = max(1, math.ceil(split_above * n / nlist))
-            centroids, labels = split_large_lists(dataset, centroids, cap, generator=generator)
+        cap = None if split_above is None else max(1, math.ceil(split_above * n / nlist))
+        if nlist > FLAT_LISTS:
+            centroids, labels = two_level_kmeans(dataset, nlist, cap=cap, iters=iters, generator=generator,
+                                                 init=init, train_per_list=train_per_list)
+        else:
+            centroids, labels = kmeans(dataset, nlist, iters=iters, generator=generator, init=init,
+                                       train_per_list=train_per_list)
+            if cap is not None:
+                centroids, labels = split_large_lists(dataset, centroids, cap, generator=generator)
         counts = torch.bincount(labels, minlength=centroids.shape[0])
         used = counts > 0  # a centroid that won no point after the final assignment is dropped
         remap = torch.cumsum(used.long(), 0) - 1
@@ -85,18 +114,28 @@ class ClusteredBackend(PatchBackend):
         self.sorted, self.sq_norms = self._list_table()
         self.offsets = [0] + torch.cumsum(counts[used], 0).tolist()
         self.nprobe = min(nprobe, self.nlist)
+        self.coarse = self._coarse_index()
+
+    def _coarse_index(self) -> TopKBackend | None:
+        """Beyond :data:`FLAT_LISTS` lists, a top-k index over the centroids (k = nprobe): a probe then ranks
+        about (1 + COARSE_PROBE)·√L centroids instead of all L. None for a flat probe."""
+        if self._options["nlist"] <= FLAT_LISTS:  # the lists asked for: splitting may add a few
+            return None
+        return TopKBackend(self.centroids, k=self.nprobe, nprobe=COARSE_PROBE, seed=self.seed)
 
     @classmethod
     def estimate(cls, num_patches, dim, num_queries, nprobe: int = 2, nlist: int | None = None, **_):
         nlist = nlist or default_nlist(num_patches)
         mean_list = num_patches / nlist
-        # the sorted copy, ids and norms, and while it is built k-means' training points; per probed list:
-        # a partial result and a score row of the mean list size (a list's gathered queries are one
-        # list's worth, not per query); work: centroid ranking, then the probed lists (twice: logits, sums)
-        training = 4 * dim * min(num_patches, 64 * nlist)
-        return {"index_bytes": num_patches * (4 * dim + 20) + 4 * nlist * dim + training,
-                "bytes_per_query": nprobe * 4 * (dim + 2 * mean_list + 4) + 4 * nlist,
-                "flops": 2.0 * num_queries * dim * (nlist + 2 * nprobe * mean_list)}
+        ranked = centroids_ranked(nlist)
+        # the sorted copy, ids and norms, the centroids (twice with a coarse index), and while it is built
+        # k-means' training points; per probed list: a partial result and a score row of the mean list size
+        # (a list's gathered queries are one list's worth, not per query); work: centroid ranking, then the
+        # probed lists (twice: logits, sums)
+        training = 4 * dim * min(num_patches, training_points(nlist))
+        return {"index_bytes": num_patches * (4 * dim + 20) + 8 * nlist * dim + training,
+                "bytes_per_query": nprobe * 4 * (dim + 2 * mean_list + 4) + 4 * ranked,
+                "flops": 2.0 * num_queries * dim * (ranked + 2 * nprobe * mean_list)}
 
     def _list_table(self) -> tuple[torch.Tensor, torch.Tensor]:
         """What the lists are scanned against, in list order, and the squared norm of each row: here the
@@ -123,9 +162,17 @@ class ClusteredBackend(PatchBackend):
         return torch.tensor(self.offsets).diff()
 
     def probe(self, queries: torch.Tensor, alpha: float, nprobe: int | None = None) -> torch.Tensor:
-        """The (M, nprobe) lists nearest to each x/α, nearest first."""
-        # ‖x/α − c‖² ranks like ‖x − α·c‖²: scale the L centroids, not the M queries.
-        return nearest_centroids(queries, alpha * self.centroids, min(nprobe or self.nprobe, self.nlist))
+        """The (M, nprobe) lists nearest to each x/α, nearest first: among all centroids, or among those the
+        coarse index finds (the few queries whose coarse lists hold too few centroids get the flat search)."""
+        count = min(nprobe or self.nprobe, self.nlist)
+        if self.coarse is None or count > self.coarse.k:
+            # ‖x/α − c‖² ranks like ‖x − α·c‖²: scale the L centroids, not the M queries.
+            return nearest_centroids(queries, alpha * self.centroids, count)
+        lists = self.coarse.neighbours(queries, alpha)[:, :count]
+        short = (lists < 0).any(1)
+        if bool(short.any()):
+            lists[short] = nearest_centroids(queries[short], alpha * self.centroids, count)
+        return lists
 
     def _segments(self, probed: torch.Tensor):
         """The plan for the (M, nprobe) probed lists: (query of each pair in list order,
@@ -217,19 +264,31 @@ class TopKBackend(ClusteredBackend):
     def estimate(cls, num_patches, dim, num_queries, nprobe: int = 2, nlist: int | None = None,
                  rank_dim: int | None = None, k: int = 5, **_):
         cost = super().estimate(num_patches, dim, num_queries, nprobe, nlist)
+        nlist = nlist or default_nlist(num_patches)
+        ranked = centroids_ranked(nlist)
+        # Per query: each probed pair's bookkeeping and k candidates (value, column, position: 20 bytes, and
+        # again once sorted back into query order), then the merged k and their weights. A call's scratch
+        # does not grow with its queries past a bound, so it is counted with the index: the scores of one
+        # list's block (at most MAX_SCORES, or the whole score table without the kernel) and of the probe.
+        pairs = min(num_queries * nprobe, MAX_SELECTED_PAIRS)
+        scratch = 4 * min(MAX_SCORES, math.ceil(pairs * 1.5 * num_patches / nlist)) + \
+            4 * min(num_queries, PROBE_BLOCK) * ranked
+        cost["index_bytes"] += scratch
+        cost["bytes_per_query"] = nprobe * (PAIR_BYTES + 36 * k) + 24 * k
         if rank_dim is not None:
-            nlist = nlist or default_nlist(num_patches)
             rank = min(rank_dim, dim)
-            training = 4 * dim * min(num_patches, 64 * nlist) + 8 * dim * min(num_patches, PCA_SAMPLE)
-            cost["index_bytes"] = num_patches * (4 * rank + 20) + 4 * nlist * (dim + rank) + 4 * dim * rank + training
+            training = 4 * dim * min(num_patches, training_points(nlist)) + 8 * dim * min(num_patches, PCA_SAMPLE)
+            cost["index_bytes"] = num_patches * (4 * rank + 20) + 4 * nlist * (2 * dim + rank) + 4 * dim * rank \
+                + training + scratch
             cost["bytes_per_query"] += 4 * k * dim
-            cost["flops"] = 2.0 * num_queries * (rank * (nlist + nprobe * num_patches / nlist + dim) + 2 * k * dim)
+            cost["flops"] = 2.0 * num_queries * (rank * (ranked + nprobe * num_patches / nlist + dim) + 2 * k * dim)
         return cost
 
     def _queries_per_chunk(self) -> int:
-        """Queries denoised at once: also at most :data:`MAX_SCORES` entries in the loop scan's score table,
-        when there is one (without the kernel; with it, a list's scores are chosen from as they are made)."""
-        pairs = MAX_PAIRS if kernel_serves(self.sorted) else min(MAX_PAIRS, MAX_SCORES // self.longest_list)
+        """Queries denoised at once: at most :data:`MAX_SELECTED_PAIRS` pairs where the kernel chooses each
+        list's winners as its scores are made (a pair then keeps only its k winners); without the kernel,
+        :data:`MAX_PAIRS` pairs and at most :data:`MAX_SCORES` entries in the score table."""
+        pairs = MAX_SELECTED_PAIRS if kernel_serves(self.sorted) else min(MAX_PAIRS, MAX_SCORES // self.longest_list)
         return max(1, pairs // self.nprobe)
 
     def _list_table(self):
@@ -265,7 +324,7 @@ class TopKBackend(ClusteredBackend):
 
     def _probe_ranked(self, queries, ranked, alpha, nprobe=None):
         """:meth:`probe` for queries whose projection ``ranked`` is already computed."""
-        if self.rank_dim is None:
+        if self.rank_dim is None or self.coarse is not None:  # the coarse index ranks in full dimension
             return super().probe(queries, alpha, nprobe)
         count = min(nprobe or self.nprobe, self.nlist)
         # rank ‖x − α·c‖² by α²‖c − μ‖² − 2α (x − αμ)ᵀU · Uᵀ(c − μ), the projected cross term
@@ -288,15 +347,14 @@ class TopKBackend(ClusteredBackend):
     def _scan_loop(self, ranked, probed, scale, bias):
         """Per (query, list) pair, in query order: the list's k best logits and their sorted positions.
 
-        One matrix product per list, each list's queries gathered just before use, while in cache. Where
-        the compiled top-k kernel serves (:func:`~sidlite.backends.selection.kernel_serves`), each list's
-        winners are chosen at once, from scores still in cache. Otherwise every list's scores go into one
-        (pairs, S) table (S the longest list) and one ``torch.topk`` runs over it: on the 2-core CPU that
-        measured 10–15 % faster than a ``torch.topk`` per list (at d = 147 and 675), whose cost is about a
-        microsecond per row and call.
+        Where the compiled kernels serve (:func:`~sidlite.backends.selection.kernel_serves`), one call scores
+        and chooses for every list (:meth:`_select_fused`): on the 2-core CPU, 0.6× the time of a matrix
+        product and a kernel top-k per list at N = 15k (d = 147), 0.8× at 1M, 1.05× at d = 675, and no torch
+        call per list, whose fixed cost grew with the number of lists. Otherwise one matrix product per list
+        fills a (pairs, S) table (S the longest list) and one top-k runs over it.
         """
         query_of, segments = self._segments(probed)
-        select = self._select_per_list if kernel_serves(ranked) else self._select_in_table
+        select = self._select_fused if kernel_serves(ranked) and self.k <= MAX_K else self._select_in_table
         values, columns = select(ranked, query_of, segments, scale, bias)
         device = ranked.device
         first = torch.tensor([a for _, _, a, _ in segments], device=device)
@@ -306,33 +364,26 @@ class TopKBackend(ClusteredBackend):
         by_query = torch.argsort(query_of, stable=True)
         return values[by_query], index[by_query]
 
-    def _list_scores(self, ranked, query_of, pairs, rows, scale, bias, out):
-        """The logits of one list's queries (``pairs`` of ``query_of``) against its patches (``rows``), into ``out``."""
-        return torch.addmm(bias[rows], ranked.index_select(0, query_of[pairs]), self.sorted[rows].T, alpha=scale,
-                           out=out)
-
-    def _select_per_list(self, ranked, query_of, segments, scale, bias):
-        """Each list's k best per pair, chosen by the kernel right after the list's product (no score table).
-
-        A list's queries go in blocks of at most :data:`MAX_SCORES` scores, so even a list that every query
-        probes (a flat image makes one) needs no more scratch than the table would have."""
+    def _select_fused(self, ranked, query_of, segments, scale, bias):
+        """Each pair's k best, scored and chosen by one compiled call over every list (no torch call per
+        list; :mod:`sidlite.native`)."""
         values = ranked.new_empty(query_of.shape[0], self.k)
         columns = torch.empty(query_of.shape[0], self.k, dtype=torch.int64, device=ranked.device)
-        block = max(1, MAX_SCORES // self.longest_list)
-        scratch = ranked.new_empty(min(block, max(p1 - p0 for p0, p1, _, _ in segments)) * self.longest_list)
-        for p0, p1, a, b in segments:
-            for q0 in range(p0, p1, block):
-                q1 = min(p1, q0 + block)
-                scores = self._list_scores(ranked, query_of, slice(q0, q1), slice(a, b), scale, bias,
-                                           scratch[:(q1 - q0) * (b - a)].view(q1 - q0, b - a))
-                top_k_rows(scores, self.k, out=(values[q0:q1], columns[q0:q1]))
+        table = torch.tensor(segments, dtype=torch.int64).reshape(-1, 4)
+        ranked, query_of, bias = ranked.contiguous(), query_of.contiguous(), bias.contiguous()
+        failed = native.kernel("sidlite_scan_lists")(
+            ranked.data_ptr(), ranked.shape[1], query_of.data_ptr(), self.sorted.data_ptr(), bias.data_ptr(),
+            table.data_ptr(), table.shape[0], scale, self.k, torch.get_num_threads(),
+            values.data_ptr(), columns.data_ptr())
+        check(not failed, "the compiled list scan could not allocate its scratch; set SIDLITE_NATIVE=0")
         return values, columns
 
     def _select_in_table(self, ranked, query_of, segments, scale, bias):
         """Every list's scores in one (pairs, longest list) table, then one top-k over it."""
         scores = ranked.new_empty(query_of.shape[0], self.longest_list)
-        for p0, p1, a, b in segments:
-            self._list_scores(ranked, query_of, slice(p0, p1), slice(a, b), scale, bias, scores[p0:p1, :b - a])
+        for p0, p1, a, b in segments:  # each list's logits, its queries gathered just before use
+            torch.addmm(bias[a:b], ranked.index_select(0, query_of[p0:p1]), self.sorted[a:b].T, alpha=scale,
+                        out=scores[p0:p1, :b - a])
         sizes = torch.tensor([b - a for _, _, a, b in segments], device=ranked.device)
         pairs_per_list = torch.tensor([p1 - p0 for p0, p1, _, _ in segments], device=ranked.device)
         return top_k_rows(scores, self.k, torch.repeat_interleave(sizes, pairs_per_list))

@@ -1,10 +1,10 @@
-"""sidlite's compiled CPU kernels (``kernels.c``): the top-k selection and the windowed fold.
+"""sidlite's compiled CPU kernels (``kernels.c``): the top-k selection, the fused list scan and the windowed fold.
 
-Both are plain C with OpenMP, compiled once per machine on first use with the system's C compiler
+They are plain C with OpenMP, compiled once per machine on first use with the system's C compiler
 (``$CC``, else ``cc``) and cached in ``$SIDLITE_CACHE`` (default ``~/.cache/sidlite``). Nothing needs them:
 without a compiler with OpenMP, or with ``SIDLITE_NATIVE=0``, :func:`kernel` returns None and the callers
-(:func:`sidlite.backends.selection.top_k_rows`, :func:`sidlite.patches.fold_windowed`) use torch, which
-computes the same thing more slowly.
+(:func:`sidlite.backends.selection.top_k_rows`, the top-k backend's list scan,
+:func:`sidlite.patches.fold_windowed`) use torch, which computes the same thing more slowly.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ _I64, _INT, _PTR = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
 SIGNATURES = {
     "sidlite_top_k_rows": ([_PTR, _I64, _I64, _I64, _PTR, _INT, _INT, _PTR, _PTR], _INT),
     "sidlite_fold_windowed": ([_PTR, _I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _I64, _I64, _INT], None),
+    "sidlite_scan_lists": ([_PTR, _I64, _PTR, _PTR, _PTR, _PTR, _I64, ctypes.c_float, _INT, _INT, _PTR, _PTR], _INT),
 }
 
 

@@ -1,4 +1,4 @@
-/* sidlite's two compiled CPU kernels (loaded by sidlite/native/__init__.py; each has a torch fallback).
+/* sidlite's compiled CPU kernels (loaded by sidlite/native/__init__.py; each has a torch fallback).
  *
  * 1. sidlite_top_k_rows: the k largest entries of each row of a float32 matrix, for the top-k backends.
  * torch.topk costs about 1.4 ns per entry on the rows the list scan makes (a few hundred wide, k = 5);
@@ -10,6 +10,8 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define GROUP_ROWS 16
 #define MAX_GROUPS 4096
@@ -102,4 +104,152 @@ void sidlite_fold_windowed(const float *patches, int64_t rows, int64_t cols, int
                 }
         }
     }
+}
+
+
+/* 3. sidlite_scan_lists: the top-k backend's list scan in one call. Segment s pairs the queries
+ * query_of[p0 .. p1) with the table rows [a, b) of one list (segments[4s .. 4s+3] = p0, p1, a, b); pair
+ * p's score against row a + c is scale * x[query_of[p]] . table[a + c] + bias[a + c], and its k largest
+ * go to out_vals[p*k ...] in descending order, their columns c to out_idx (missing: -inf, 0).
+ * It is each list's matrix product and row_top_k fused, so one C call replaces three torch calls per
+ * list, whose fixed cost grew with the number of lists. Work items of up to ITEM_PAIRS pairs of one list
+ * are handed out dynamically (a list that every query probes is shared by all threads). An item copies
+ * its list, CHUNK members at a time, transposed into a per-thread buffer (dim rows of members, zero
+ * padded), then scores QUERY_TILE queries at a time against it: each step broadcasts one coordinate of
+ * each query and multiplies two vectors of members, so nothing is summed across vector lanes. A tile's
+ * scores, still in cache, are chosen from at once and merged into the pair's k best so far. */
+#ifdef __AVX512F__
+#define LANES 16
+#define QUERY_TILE 8
+#else
+#define LANES 8
+#define QUERY_TILE 4
+#endif
+#define ITEM_PAIRS 256
+#define CHUNK 1024
+typedef float lanes_t __attribute__((vector_size(4 * LANES)));
+
+static inline lanes_t load_lanes(const float *p) {
+    lanes_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void store_lanes(float *p, lanes_t v) { memcpy(p, &v, sizeof v); }
+
+/* out[i * padded + j] = scale * q[i] . member j + bias[j], for i < QUERY_TILE and j < padded, where
+ * member j's coordinate d is yt[d * padded + j] (padded: a multiple of 2 * LANES). */
+static void score_tile(const float *const *q, const float *yt, int64_t padded, int64_t dim, float scale,
+                       const float *bias, float *out) {
+    for (int64_t j = 0; j < padded; j += 2 * LANES) {
+        lanes_t acc[QUERY_TILE][2];
+        memset(acc, 0, sizeof acc);
+        for (int64_t d = 0; d < dim; d++) {
+            lanes_t b0 = load_lanes(yt + d * padded + j), b1 = load_lanes(yt + d * padded + j + LANES);
+            for (int i = 0; i < QUERY_TILE; i++) {
+                float a = q[i][d];
+                acc[i][0] += a * b0;
+                acc[i][1] += a * b1;
+            }
+        }
+        lanes_t bias0 = load_lanes(bias + j), bias1 = load_lanes(bias + j + LANES);
+        for (int i = 0; i < QUERY_TILE; i++) {
+            store_lanes(out + i * padded + j, acc[i][0] * scale + bias0);
+            store_lanes(out + i * padded + j + LANES, acc[i][1] * scale + bias1);
+        }
+    }
+}
+
+/* row_top_k for a scored tile row of ``padded`` entries (a multiple of LANES; entries past the list are
+ * -inf), k <= LANES: the same argument with the LANES groups {l, l + LANES, l + 2 LANES, ...}, whose
+ * maxima are element-wise maxima of whole vectors. */
+static void tile_row_top_k(const float *row, int64_t padded, int k, float *vals, int64_t *idx) {
+    float group_max[LANES], best[LANES];
+    int64_t chosen[LANES];
+    memcpy(group_max, row, sizeof group_max);
+    for (int64_t j = LANES; j < padded; j += LANES)
+        for (int l = 0; l < LANES; l++) group_max[l] = row[j + l] > group_max[l] ? row[j + l] : group_max[l];
+    for (int j = 0; j < k; j++) {
+        vals[j] = best[j] = -INFINITY;
+        idx[j] = chosen[j] = 0;
+    }
+    for (int l = 0; l < LANES; l++)
+        if (group_max[l] > best[k - 1]) insert(group_max[l], l, best, chosen, k);
+    float bound = best[k - 1];
+    for (int j = 0; j < k && best[j] > -INFINITY; j++) /* groups of -inf only hold no candidate */
+        for (int64_t c = chosen[j]; c < padded; c += LANES)
+            if (row[c] >= bound && row[c] > vals[k - 1]) insert(row[c], c, vals, idx, k);
+}
+
+/* Merge a chunk's k best (columns offset by first) into the pair's k best so far. */
+static void merge_top_k(const float *vals, const int64_t *idx, int64_t first, int k, float *best, int64_t *best_idx) {
+    for (int j = 0; j < k && vals[j] > best[k - 1]; j++) insert(vals[j], idx[j] + first, best, best_idx, k);
+}
+
+int sidlite_scan_lists(const float *x, int64_t dim, const int64_t *query_of, const float *table, const float *bias,
+                       const int64_t *segments, int64_t count, float scale, int k, int threads,
+                       float *out_vals, int64_t *out_idx) {
+    if (k < 1 || k > MAX_K) return 1;
+    int64_t *first_item = malloc((count + 1) * sizeof *first_item); /* work items before segment s */
+    if (!first_item) return 2;
+    first_item[0] = 0;
+    for (int64_t s = 0; s < count; s++)
+        first_item[s + 1] = first_item[s] + (segments[4 * s + 1] - segments[4 * s] + ITEM_PAIRS - 1) / ITEM_PAIRS;
+    int failed = 0;
+    #pragma omp parallel num_threads(threads)
+    {
+        int64_t widest = CHUNK + 2 * LANES;
+        float *yt = malloc(dim * widest * sizeof *yt), *scores = malloc(QUERY_TILE * widest * sizeof *scores);
+        float *chunk_bias = malloc(widest * sizeof *chunk_bias), chunk_vals[MAX_K];
+        int64_t chunk_idx[MAX_K], s = 0;
+        if (!yt || !scores || !chunk_bias) {
+            #pragma omp atomic write
+            failed = 2;
+        }
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t item = 0; item < first_item[count]; item++) {
+            if (!yt || !scores || !chunk_bias) continue;
+            if (item < first_item[s] || item >= first_item[s + 1]) { /* find the item's segment */
+                int64_t lo = 0, hi = count - 1;
+                while (lo < hi) {
+                    int64_t mid = (lo + hi + 1) / 2;
+                    if (first_item[mid] <= item) lo = mid; else hi = mid - 1;
+                }
+                s = lo;
+            }
+            const int64_t *seg = segments + 4 * s;
+            int64_t p0 = seg[0] + (item - first_item[s]) * ITEM_PAIRS;
+            int64_t p1 = p0 + ITEM_PAIRS < seg[1] ? p0 + ITEM_PAIRS : seg[1];
+            for (int64_t c0 = seg[2]; c0 < seg[3]; c0 += CHUNK) {
+                int64_t m = seg[3] - c0 < CHUNK ? seg[3] - c0 : CHUNK;
+                int64_t padded = (m + 2 * LANES - 1) / (2 * LANES) * (2 * LANES);
+                for (int64_t j = 0; j < padded; j++) {
+                    chunk_bias[j] = j < m ? bias[c0 + j] : -INFINITY; /* padding never wins */
+                    for (int64_t d = 0; d < dim; d++) yt[d * padded + j] = j < m ? table[(c0 + j) * dim + d] : 0.0f;
+                }
+                for (int64_t p = p0; p < p1; p += QUERY_TILE) {
+                    int real = p1 - p < QUERY_TILE ? (int)(p1 - p) : QUERY_TILE;
+                    const float *q[QUERY_TILE];
+                    for (int i = 0; i < QUERY_TILE; i++) q[i] = x + query_of[p + (i < real ? i : 0)] * dim;
+                    score_tile(q, yt, padded, dim, scale, chunk_bias, scores);
+                    for (int i = 0; i < real; i++) {
+                        float *best = out_vals + (p + i) * k;
+                        int64_t *best_idx = out_idx + (p + i) * k;
+                        float *vals = c0 == seg[2] ? best : chunk_vals;
+                        int64_t *idx = c0 == seg[2] ? best_idx : chunk_idx;
+                        if (k <= LANES)
+                            tile_row_top_k(scores + i * padded, padded, k, vals, idx);
+                        else
+                            row_top_k(scores + i * padded, m, k, vals, idx);
+                        if (c0 != seg[2]) merge_top_k(chunk_vals, chunk_idx, c0 - seg[2], k, best, best_idx);
+                    }
+                }
+            }
+        }
+        free(yt);
+        free(scores);
+        free(chunk_bias);
+    }
+    free(first_item);
+    return failed;
 }
