@@ -38,7 +38,7 @@ import sidlite  # noqa: E402
 from benchmarks.common import ROOT, SHARED, Context, machine  # noqa: E402
 
 #: What the machine line says of sidlite's compiled CPU kernels (benchmarks.common.machine records it).
-KERNELS_NOTE = {True: "; compiled CPU kernels (top-k selection, fold): yes",
+KERNELS_NOTE = {True: "; compiled CPU kernels (top-k selection, list scan, fold): yes",
                 False: "; compiled CPU kernels: no (torch fallbacks)"}
 SECTIONS = ("kernels", "naive", "table1", "ranking", "scaling", "latent", "apps", "scale")
 
