@@ -247,9 +247,9 @@ def test_cuda_clustered_is_seeded():
     assert torch.equal(a, b)
 
 
-def test_lists_stop_growing_past_16384_patches():
-    assert clustered.default_nlist(10_000) == 100  # √N
-    assert clustered.default_nlist(16_384) == 128
+def test_lists_stop_growing_past_65536_patches():
+    assert clustered.default_nlist(40_000) == 200  # √N
+    assert clustered.default_nlist(65_536) == 256
     assert clustered.default_nlist(1_000_000) == 1_000_000 // clustered.LIST_SIZE  # not √N = 1000
 
 

@@ -145,10 +145,12 @@ def markdown(results) -> list[str]:
                   "| backend | " + " | ".join(f"N={n:,}" for n in sizes) + " | exponent |",
                   "|---" * (len(sizes) + 2) + "|"]
         for spec, row in large.items():
-            cells = [f"{s:.3f} ({b:.1f}), recall {r:.2f}, ratio {d:.3f}, error {e:.3f} ({t:.3f})"
-                     for s, b, r, d, e, t in zip(row["seconds"], row["build_seconds"], row["top5_recall"],
-                                                 row["distance_ratio"], row["error_vs_exact"],
-                                                 row["true_top5_error_vs_exact"])]
+            cells = []
+            for i, (s, b, r) in enumerate(zip(row["seconds"], row["build_seconds"], row["top5_recall"])):
+                cells.append(f"{s:.3f} ({b:.1f}), recall {r:.2f}")
+                if "error_vs_exact" in row:  # results stored before these were measured lack them
+                    cells[-1] += (f", ratio {row['distance_ratio'][i]:.3f}, error {row['error_vs_exact'][i]:.3f}"
+                                  f" ({row['true_top5_error_vs_exact'][i]:.3f})")
             lines.append(f"| {spec} | " + " | ".join(cells) + f" | {row['exponent']:.2f} |")
         lines.append("")
     return lines

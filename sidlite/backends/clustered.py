@@ -2,11 +2,12 @@
 
 Built once per dataset: k-means puts the N patches into about √N lists, lists above 1.5× the mean
 size are bisected (so the lists a query probes are not mostly the crowded ones), and the patches are
-stored contiguously list by list. Beyond 16,384 patches the lists stop growing (N / 128 lists of about
-128): an index of more than :data:`FLAT_LISTS` lists is built by two-level k-means and probed through a
-small top-k index over its own centroids, so a query's work grows only as √(N/128) in the probe. A query x at (α, σ) probes the ``nprobe`` lists whose centroids are
-nearest to x/α; this is the same as the lists nearest to x among the scaled patches αy, because
-‖x − α·y‖² = α²·‖x/α − y‖² (α² is common to every y, and k-means is scale-equivariant). So the search
+stored contiguously list by list. Beyond 65,536 patches the lists stop growing (N / 256 lists of about
+256): an index of more than :data:`FLAT_LISTS` lists is built by two-level k-means and probed through a
+small top-k index over its own centroids, so a query's work grows only as √(N/256) in the probe.
+
+A query x at (α, σ) probes the ``nprobe`` lists whose centroids are nearest to x/α; this is the same as
+the lists nearest to x among the scaled patches αy, because ‖x − α·y‖² = α²·‖x/α − y‖² (α² is common to every y, and k-means is scale-equivariant). So the search
 structure never changes with the noise level.
 
 ``ClusteredBackend`` computes the softmax over the *union* of the probed lists exactly: the (query,
@@ -37,8 +38,8 @@ SCANS = ("auto", "loop", "batched")
 PCA_SAMPLE = 16384  # patches the ranking projection is fitted on
 MAX_PAIRS = 2 ** 17  # (query, list) pairs per batch: bounds the partial results (~350 MB at D = 675)
 MAX_SELECTED_PAIRS = 2 ** 20  # top-k's pairs per batch when the kernel chooses: ~200 B of records each
-LIST_SIZE = 128  # patches per list once √N lists would be larger (N > 16,384)
-FLAT_LISTS = 128  # more lists than this: two-level k-means, and a coarse index over the centroids
+LIST_SIZE = 256  # patches per list once √N lists would be larger (N > 65,536)
+FLAT_LISTS = 256  # more lists than this: two-level k-means, and a coarse index over the centroids
 COARSE_PROBE = 2  # lists of the coarse index a probe reads
 PROBE_BLOCK = 16384  # queries whose centroid scores are made at once (nearest_centroids' chunk)
 PAIR_BYTES = 24  # a (query, list) pair's bookkeeping in top-k's scan, beyond 36 bytes per candidate
@@ -48,8 +49,8 @@ WEIGH_BLOCK = 512  # queries whose k winners are gathered and weighted at once (
 
 def default_nlist(num_patches: int) -> int:
     """√N lists (at least 1), the choice that balances a flat centroid search against the list scan, up to
-    N = 16,384; beyond, N / :data:`LIST_SIZE` lists, searched through a coarse index over their centroids:
-    a query then ranks about 3√(N/128) centroids and scans a constant 2·128 patches, not 3√N in all."""
+    N = 65,536; beyond, N / :data:`LIST_SIZE` lists, searched through a coarse index over their centroids:
+    a query then ranks about 3√(N/256) centroids and scans a constant 2·256 patches, not 3√N in all."""
     return max(1, math.isqrt(num_patches), num_patches // LIST_SIZE)
 
 

@@ -7,12 +7,13 @@ same centroids (``centroids=``) both search the same lists and find the same nei
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from ..errors import SidliteError, check
 from .base import PatchBackend
-from .clustered import default_nlist
 
 
 def _faiss():
@@ -47,7 +48,7 @@ class FaissBackend(PatchBackend):
         n = self.num_patches
         if centroids is not None:
             nlist = centroids.shape[0]
-        nlist = default_nlist(n) if nlist is None else nlist
+        nlist = max(1, math.isqrt(n)) if nlist is None else nlist  # FAISS probes its centroids flat
         check(isinstance(nlist, int) and 1 <= nlist <= n, f"nlist must be an integer in [1, N={n}], got {nlist}")
         self._options = {"k": k, "nprobe": nprobe, "nlist": nlist}
         self.k, self.nprobe, self.nlist = min(k, n), min(nprobe, nlist), nlist

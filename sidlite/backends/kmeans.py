@@ -131,7 +131,7 @@ def two_level_kmeans(data: PatchSet | torch.Tensor, num_lists: int, *, cap: int 
 
     A row joins the nearest list of its own cell, which is its nearest list overall unless it lies near
     a cell's border. Every pass costs N·2√L distances instead of the N·L of one flat k-means, which at a
-    million patches and 8,000 lists is the difference between seconds and minutes. Cells are trained one
+    million patches and 4,000 lists is the difference between seconds and minutes. Cells are trained one
     after another, each on at most :data:`CELL_TRAINING` times a mean cell's training points, so the
     training copy stays near train_per_list·√L·CELL_TRAINING rows however uneven the cells. Returns the
     centroids (L', D) and every row's list (N,), as :func:`kmeans` and :func:`split_large_lists` do.
