@@ -3,8 +3,8 @@
 Built once per dataset: k-means puts the N patches into about √N lists, lists above 1.5× the mean
 size are bisected (so the lists a query probes are not mostly the crowded ones), and the patches are
 stored contiguously list by list. Beyond 65,536 patches the lists stop growing (N / 256 lists of about
-256): an index of more than :data:`FLAT_LISTS` lists is built by two-level k-means and probed through a
-small top-k index over its own centroids, so a query's work grows only as √(N/256) in the probe.
+256): an index of lists smaller than √N (and more than :data:`FLAT_LISTS` of them) is built by two-level
+k-means and probed through a small top-k index over its own centroids, so a query's work grows only as √(N/256) in the probe.
 
 A query x at (α, σ) probes the ``nprobe`` lists whose centroids are nearest to x/α; this is the same as
 the lists nearest to x among the scaled patches αy, because ‖x − α·y‖² = α²·‖x/α − y‖² (α² is common to every y, and k-means is scale-equivariant). So the search
@@ -39,7 +39,7 @@ PCA_SAMPLE = 16384  # patches the ranking projection is fitted on
 MAX_PAIRS = 2 ** 17  # (query, list) pairs per batch: bounds the partial results (~350 MB at D = 675)
 MAX_SELECTED_PAIRS = 2 ** 20  # top-k's pairs per batch when the kernel chooses: ~200 B of records each
 LIST_SIZE = 256  # patches per list once √N lists would be larger (N > 65,536)
-FLAT_LISTS = 256  # more lists than this: two-level k-means, and a coarse index over the centroids
+FLAT_LISTS = 256  # more lists than this and than √N: two-level k-means, and a coarse index over the centroids
 COARSE_PROBE = 2  # lists of the coarse index a probe reads
 PROBE_BLOCK = 16384  # queries whose centroid scores are made at once (nearest_centroids' chunk)
 PAIR_BYTES = 24  # a (query, list) pair's bookkeeping in top-k's scan, beyond 36 bytes per candidate
@@ -54,18 +54,25 @@ def default_nlist(num_patches: int) -> int:
     return max(1, math.isqrt(num_patches), num_patches // LIST_SIZE)
 
 
-def training_points(nlist: int, per_list: int = 64) -> int:
+def two_level(nlist: int, num_patches: int) -> bool:
+    """Whether an index of ``nlist`` lists is built by two-level k-means and probed through a coarse index:
+    when there are more than :data:`FLAT_LISTS` lists and more than √N (lists smaller than √N patches,
+    whose flat probe would cost more than the scan)."""
+    return nlist > max(FLAT_LISTS, math.isqrt(num_patches))
+
+
+def training_points(nlist: int, num_patches: int, per_list: int = 64) -> int:
     """The most k-means training points held at once: per_list per list for a flat k-means; one cell's,
     at most CELL_TRAINING mean cells' worth, for two-level k-means (cells are trained one at a time)."""
-    if nlist <= FLAT_LISTS:
+    if not two_level(nlist, num_patches):
         return per_list * nlist
     return CELL_TRAINING * per_list * math.ceil(nlist / math.isqrt(nlist))
 
 
-def centroids_ranked(nlist: int) -> int:
+def centroids_ranked(nlist: int, num_patches: int) -> int:
     """Centroids one probe ranks: all L, or through the coarse index (√L lists of about √L centroids) the
     √L coarse centroids and the :data:`COARSE_PROBE` lists it reads."""
-    return nlist if nlist <= FLAT_LISTS else (1 + COARSE_PROBE) * math.isqrt(nlist)
+    return (1 + COARSE_PROBE) * math.isqrt(nlist) if two_level(nlist, num_patches) else nlist
 
 
 class ClusteredBackend(PatchBackend):
@@ -98,7 +105,7 @@ class ClusteredBackend(PatchBackend):
         dataset = self.patches
         generator = make_generator(seed, dataset.device)
         cap = None if split_above is None else max(1, math.ceil(split_above * n / nlist))
-        if nlist > FLAT_LISTS:
+        if two_level(nlist, n):
             centroids, labels = two_level_kmeans(dataset, nlist, cap=cap, iters=iters, generator=generator,
                                                  init=init, train_per_list=train_per_list)
         else:
@@ -118,9 +125,9 @@ class ClusteredBackend(PatchBackend):
         self.coarse = self._coarse_index()
 
     def _coarse_index(self) -> TopKBackend | None:
-        """Beyond :data:`FLAT_LISTS` lists, a top-k index over the centroids (k = nprobe): a probe then ranks
+        """For a two-level index (:func:`two_level`), a top-k index over the centroids (k = nprobe): a probe then ranks
         about (1 + COARSE_PROBE)·√L centroids instead of all L. None for a flat probe."""
-        if self._options["nlist"] <= FLAT_LISTS:  # the lists asked for: splitting may add a few
+        if not two_level(self._options["nlist"], self.num_patches):  # the lists asked for: splits add a few
             return None
         return TopKBackend(self.centroids, k=self.nprobe, nprobe=COARSE_PROBE, seed=self.seed)
 
@@ -128,12 +135,12 @@ class ClusteredBackend(PatchBackend):
     def estimate(cls, num_patches, dim, num_queries, nprobe: int = 2, nlist: int | None = None, **_):
         nlist = nlist or default_nlist(num_patches)
         mean_list = num_patches / nlist
-        ranked = centroids_ranked(nlist)
+        ranked = centroids_ranked(nlist, num_patches)
         # the sorted copy, ids and norms, the centroids (twice with a coarse index), and while it is built
         # k-means' training points; per probed list: a partial result and a score row of the mean list size
         # (a list's gathered queries are one list's worth, not per query); work: centroid ranking, then the
         # probed lists (twice: logits, sums)
-        training = 4 * dim * min(num_patches, training_points(nlist))
+        training = 4 * dim * min(num_patches, training_points(nlist, num_patches))
         return {"index_bytes": num_patches * (4 * dim + 20) + 8 * nlist * dim + training,
                 "bytes_per_query": nprobe * 4 * (dim + 2 * mean_list + 4) + 4 * ranked,
                 "flops": 2.0 * num_queries * dim * (ranked + 2 * nprobe * mean_list)}
@@ -266,7 +273,7 @@ class TopKBackend(ClusteredBackend):
                  rank_dim: int | None = None, k: int = 5, **_):
         cost = super().estimate(num_patches, dim, num_queries, nprobe, nlist)
         nlist = nlist or default_nlist(num_patches)
-        ranked = centroids_ranked(nlist)
+        ranked = centroids_ranked(nlist, num_patches)
         # Per query: each probed pair's bookkeeping and k candidates (value, column, position: 20 bytes, and
         # again once sorted back into query order), then the merged k and their weights. A call's scratch
         # does not grow with its queries past a bound, so it is counted with the index: the scores of one
@@ -278,7 +285,8 @@ class TopKBackend(ClusteredBackend):
         cost["bytes_per_query"] = nprobe * (PAIR_BYTES + 36 * k) + 24 * k
         if rank_dim is not None:
             rank = min(rank_dim, dim)
-            training = 4 * dim * min(num_patches, training_points(nlist)) + 8 * dim * min(num_patches, PCA_SAMPLE)
+            training = 4 * dim * min(num_patches, training_points(nlist, num_patches)) \
+                + 8 * dim * min(num_patches, PCA_SAMPLE)
             cost["index_bytes"] = num_patches * (4 * rank + 20) + 4 * nlist * (2 * dim + rank) + 4 * dim * rank \
                 + training + scratch
             cost["bytes_per_query"] += 4 * k * dim
