@@ -4,11 +4,12 @@ Built once per dataset: k-means puts the N patches into about √N lists, lists 
 size are bisected (so the lists a query probes are not mostly the crowded ones), and the patches are
 stored contiguously list by list. Beyond 65,536 patches the lists stop growing (N / 256 lists of about
 256): an index of lists smaller than √N (and more than :data:`FLAT_LISTS` of them) is built by two-level
-k-means and probed through a small top-k index over its own centroids, so a query's work grows only as √(N/256) in the probe.
+k-means and probed through a small top-k index over its own centroids, so a query's work grows only as
+√(N/256), in the probe.
 
 A query x at (α, σ) probes the ``nprobe`` lists whose centroids are nearest to x/α; this is the same as
-the lists nearest to x among the scaled patches αy, because ‖x − α·y‖² = α²·‖x/α − y‖² (α² is common to every y, and k-means is scale-equivariant). So the search
-structure never changes with the noise level.
+the lists nearest to x among the scaled patches αy, because ‖x − α·y‖² = α²·‖x/α − y‖² (α² is common to
+every y, and k-means is scale-equivariant). So the search structure never changes with the noise level.
 
 ``ClusteredBackend`` computes the softmax over the *union* of the probed lists exactly: the (query,
 list) pairs are sorted by list, each list's queries meet its patches in two dense matrix products
@@ -25,13 +26,13 @@ from functools import cached_property
 import torch
 import torch.nn.functional as F
 
-from .. import native
 from ..errors import check
 from ..runtime import make_generator
 from ..patchsets import as_patch_set
 from .base import PatchBackend
-from .kmeans import CELL_TRAINING, INITS, kmeans, nearest_centroids, split_large_lists, two_level_kmeans
-from .selection import MAX_K, kernel_serves, top_k_rows
+from .kmeans import (CHUNK, INITS, cell_training_points, kmeans, nearest_centroids, split_large_lists,
+                     two_level_kmeans)
+from .selection import MAX_K, kernel_serves, scan_lists_top_k, top_k_rows
 
 
 SCANS = ("auto", "loop", "batched")
@@ -41,7 +42,6 @@ MAX_SELECTED_PAIRS = 2 ** 20  # top-k's pairs per batch when the kernel chooses:
 LIST_SIZE = 256  # patches per list once √N lists would be larger (N > 65,536)
 FLAT_LISTS = 256  # more lists than this and than √N: two-level k-means, and a coarse index over the centroids
 COARSE_PROBE = 2  # lists of the coarse index a probe reads
-PROBE_BLOCK = 16384  # queries whose centroid scores are made at once (nearest_centroids' chunk)
 PAIR_BYTES = 24  # a (query, list) pair's bookkeeping in top-k's scan, beyond 36 bytes per candidate
 MAX_SCORES = 2 ** 25  # top-k's score table per batch without the kernel, pairs × longest list: 128 MB
 WEIGH_BLOCK = 512  # queries whose k winners are gathered and weighted at once (a few MB: they stay in cache)
@@ -64,9 +64,7 @@ def two_level(nlist: int, num_patches: int) -> bool:
 def training_points(nlist: int, num_patches: int, per_list: int = 64) -> int:
     """The most k-means training points held at once: per_list per list for a flat k-means; one cell's,
     at most CELL_TRAINING mean cells' worth, for two-level k-means (cells are trained one at a time)."""
-    if not two_level(nlist, num_patches):
-        return per_list * nlist
-    return CELL_TRAINING * per_list * math.ceil(nlist / math.isqrt(nlist))
+    return cell_training_points(nlist, per_list) if two_level(nlist, num_patches) else per_list * nlist
 
 
 def centroids_ranked(nlist: int, num_patches: int) -> int:
@@ -125,8 +123,8 @@ class ClusteredBackend(PatchBackend):
         self.coarse = self._coarse_index()
 
     def _coarse_index(self) -> TopKBackend | None:
-        """For a two-level index (:func:`two_level`), a top-k index over the centroids (k = nprobe): a probe then ranks
-        about (1 + COARSE_PROBE)·√L centroids instead of all L. None for a flat probe."""
+        """For a two-level index (:func:`two_level`), a top-k index over the centroids (k = nprobe): a probe
+        then ranks about (1 + COARSE_PROBE)·√L centroids instead of all L. None for a flat probe."""
         if not two_level(self._options["nlist"], self.num_patches):  # the lists asked for: splits add a few
             return None
         return TopKBackend(self.centroids, k=self.nprobe, nprobe=COARSE_PROBE, seed=self.seed)
@@ -141,7 +139,8 @@ class ClusteredBackend(PatchBackend):
         # (a list's gathered queries are one list's worth, not per query); work: centroid ranking, then the
         # probed lists (twice: logits, sums)
         training = 4 * dim * min(num_patches, training_points(nlist, num_patches))
-        return {"index_bytes": num_patches * (4 * dim + 20) + 8 * nlist * dim + training,
+        centroid_copies = 2 if two_level(nlist, num_patches) else 1
+        return {"index_bytes": num_patches * (4 * dim + 20) + 4 * centroid_copies * nlist * dim + training,
                 "bytes_per_query": nprobe * 4 * (dim + 2 * mean_list + 4) + 4 * ranked,
                 "flops": 2.0 * num_queries * dim * (ranked + 2 * nprobe * mean_list)}
 
@@ -280,7 +279,7 @@ class TopKBackend(ClusteredBackend):
         # list's block (at most MAX_SCORES, or the whole score table without the kernel) and of the probe.
         pairs = min(num_queries * nprobe, MAX_SELECTED_PAIRS)
         scratch = 4 * min(MAX_SCORES, math.ceil(pairs * 1.5 * num_patches / nlist)) + \
-            4 * min(num_queries, PROBE_BLOCK) * ranked
+            4 * min(num_queries, CHUNK) * ranked
         cost["index_bytes"] += scratch
         cost["bytes_per_query"] = nprobe * (PAIR_BYTES + 36 * k) + 24 * k
         if rank_dim is not None:
@@ -376,16 +375,7 @@ class TopKBackend(ClusteredBackend):
     def _select_fused(self, ranked, query_of, segments, scale, bias):
         """Each pair's k best, scored and chosen by one compiled call over every list (no torch call per
         list; :mod:`sidlite.native`)."""
-        values = ranked.new_empty(query_of.shape[0], self.k)
-        columns = torch.empty(query_of.shape[0], self.k, dtype=torch.int64, device=ranked.device)
-        table = torch.tensor(segments, dtype=torch.int64).reshape(-1, 4)
-        ranked, query_of, bias = ranked.contiguous(), query_of.contiguous(), bias.contiguous()
-        failed = native.kernel("sidlite_scan_lists")(
-            ranked.data_ptr(), ranked.shape[1], query_of.data_ptr(), self.sorted.data_ptr(), bias.data_ptr(),
-            table.data_ptr(), table.shape[0], scale, self.k, torch.get_num_threads(),
-            values.data_ptr(), columns.data_ptr())
-        check(not failed, "the compiled list scan could not allocate its scratch; set SIDLITE_NATIVE=0")
-        return values, columns
+        return scan_lists_top_k(ranked, query_of, self.sorted, bias, segments, scale, self.k)
 
     def _select_in_table(self, ranked, query_of, segments, scale, bias):
         """Every list's scores in one (pairs, longest list) table, then one top-k over it."""

@@ -24,11 +24,12 @@ from ..patchsets import PatchSet, SubsetPatchSet, as_patch_set
 from .selection import top_k_rows
 
 INITS = ("kmeans++", "random")
+CHUNK = 16384  # points whose centroid scores are made at once
 CELL_TRAINING = 4  # two-level k-means: a cell trains on at most this many times a mean cell's points
 
 
 def nearest_centroids(points: torch.Tensor, centroids: torch.Tensor, count: int = 1,
-                      chunk: int = 16384) -> torch.Tensor:
+                      chunk: int = CHUNK) -> torch.Tensor:
     """Indices (M, count) of the ``count`` nearest centroids of each point, nearest first."""
     minus_sq_norms = -(centroids.float() ** 2).sum(1)
     out = []
@@ -39,7 +40,7 @@ def nearest_centroids(points: torch.Tensor, centroids: torch.Tensor, count: int 
     return torch.cat(out)
 
 
-def assign(data: PatchSet, centroids: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
+def assign(data: PatchSet, centroids: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
     """The nearest centroid of every patch of ``data`` (N,), reading the set block by block."""
     return torch.cat([nearest_centroids(block, centroids, chunk=chunk)[:, 0] for _, block in data.chunks(chunk)])
 
@@ -123,6 +124,11 @@ def split_large_lists(data: PatchSet | torch.Tensor, centroids: torch.Tensor, ca
     return centroids, assign(data, centroids)
 
 
+def cell_training_points(num_lists: int, train_per_list: int = 64) -> int:
+    """The most training points one cell of :func:`two_level_kmeans` holds: CELL_TRAINING mean cells' worth."""
+    return CELL_TRAINING * train_per_list * math.ceil(num_lists / math.isqrt(num_lists))
+
+
 def two_level_kmeans(data: PatchSet | torch.Tensor, num_lists: int, *, cap: int | None, iters: int = 8,
                      generator: torch.Generator, init: str = "random",
                      train_per_list: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,7 +147,7 @@ def two_level_kmeans(data: PatchSet | torch.Tensor, num_lists: int, *, cap: int 
     check(1 <= num_lists <= n, f"the number of lists must lie in [1, N={n}], got {num_lists}")
     cells = math.isqrt(num_lists)
     _, cell_of = kmeans(data, cells, iters=iters, generator=generator, init=init, train_per_list=train_per_list)
-    most_training = CELL_TRAINING * train_per_list * math.ceil(num_lists / cells)
+    most_training = cell_training_points(num_lists, train_per_list)
     order = torch.argsort(cell_of, stable=True)
     counts = torch.bincount(cell_of).tolist()
     labels = torch.empty(n, dtype=torch.long, device=data.device)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from .. import native
+from ..errors import check
 
 MAX_K = 64  # the kernel's limit on k (kernels.c)
 
@@ -20,6 +21,24 @@ def kernel_serves(scores: torch.Tensor) -> bool:
     where the kernels could be built): then a top-k per small block costs no more than one over a table."""
     return scores.device.type == "cpu" and scores.dtype == torch.float32 and \
         native.kernel("sidlite_top_k_rows") is not None
+
+
+def scan_lists_top_k(queries: torch.Tensor, query_of: torch.Tensor, table: torch.Tensor, bias: torch.Tensor,
+                     segments: list[tuple[int, int, int, int]], scale: float,
+                     k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, columns), each (pairs, k): for every segment (p0, p1, a, b), the k largest of
+    scale · queries[query_of[p]] · table[a + c] + bias[a + c] over the list's rows c for each pair p in
+    [p0, p1), in one call to the compiled list scan (``kernels.c``). Serves where :func:`kernel_serves`
+    does and k <= :data:`MAX_K`."""
+    values = queries.new_empty(query_of.shape[0], k)
+    columns = torch.empty(query_of.shape[0], k, dtype=torch.int64, device=queries.device)
+    plan = torch.tensor(segments, dtype=torch.int64).reshape(-1, 4)
+    queries, query_of, bias = queries.contiguous(), query_of.contiguous(), bias.contiguous()
+    failed = native.kernel("sidlite_scan_lists")(
+        queries.data_ptr(), queries.shape[1], query_of.data_ptr(), table.data_ptr(), bias.data_ptr(),
+        plan.data_ptr(), plan.shape[0], scale, k, torch.get_num_threads(), values.data_ptr(), columns.data_ptr())
+    check(not failed, "the compiled list scan could not allocate its scratch; set SIDLITE_NATIVE=0")
+    return values, columns
 
 
 def top_k_rows(scores: torch.Tensor, k: int, lengths: torch.Tensor | None = None,

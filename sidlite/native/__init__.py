@@ -1,10 +1,10 @@
-"""sidlite's compiled CPU kernels (``kernels.c``): the top-k selection, the fused list scan and the windowed fold.
+"""sidlite's compiled CPU kernels (``kernels.c``): top-k selection, the fused list scan, the windowed fold.
 
 They are plain C with OpenMP, compiled once per machine on first use with the system's C compiler
 (``$CC``, else ``cc``) and cached in ``$SIDLITE_CACHE`` (default ``~/.cache/sidlite``). Nothing needs them:
 without a compiler with OpenMP, or with ``SIDLITE_NATIVE=0``, :func:`kernel` returns None and the callers
-(:func:`sidlite.backends.selection.top_k_rows`, the top-k backend's list scan,
-:func:`sidlite.patches.fold_windowed`) use torch, which computes the same thing more slowly.
+(:mod:`sidlite.backends.selection`, :func:`sidlite.patches.fold_windowed`) use torch, which computes the
+same thing more slowly.
 """
 from __future__ import annotations
 
