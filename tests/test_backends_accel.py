@@ -284,3 +284,14 @@ def test_many_lists_are_probed_through_a_coarse_index(monkeypatch):
     assert (exhaustive.probe(x, 0.8) == nearest_centroids(x, 0.8 * exhaustive.centroids, 2)).all(1).float().mean() > 0.99
     small = make_backend("topk", data, nlist=clustered.FLAT_LISTS)
     assert small.coarse is None
+
+
+def test_a_two_level_index_scans_alike_in_batches_and_in_the_loop():
+    """The GPU's batched scan over a two-level index (many lists, a coarse probe) finds what the loop finds."""
+    data = clustered_data(n=6000, dim=8, centres=64, seed=5)
+    x = noisy_queries(data, 0.8, 0.4, m=400)
+    loop = make_backend("topk", data, nlist=clustered.FLAT_LISTS + 72, scan="loop")
+    batched = make_backend("topk", data, nlist=clustered.FLAT_LISTS + 72, scan="batched")
+    assert batched.coarse is not None and torch.equal(loop.probe(x, 0.8), batched.probe(x, 0.8))
+    assert torch.equal(loop.neighbours(x, 0.8), batched.neighbours(x, 0.8))
+    torch.testing.assert_close(batched.denoise(x, 0.8, 0.3), loop.denoise(x, 0.8, 0.3), atol=1e-5, rtol=0)

@@ -182,8 +182,8 @@ class ClusteredBackend(PatchBackend):
         return lists
 
     def _segments(self, probed: torch.Tensor):
-        """The plan for the (M, nprobe) probed lists: (query of each pair in list order,
-        [(pair start, pair end, list start, list end)])."""
+        """The plan for the (M, nprobe) probed lists: (the pairs in list order, each as its row
+        query·nprobe + j of the flattened ``probed``, [(pair start, pair end, list start, list end)])."""
         nprobe = probed.shape[1]
         lists = probed.reshape(-1)
         perm = torch.argsort(lists, stable=True)
@@ -193,7 +193,7 @@ class ClusteredBackend(PatchBackend):
             if count:
                 segments.append((pos, pos + count, self.offsets[index], self.offsets[index + 1]))
                 pos += count
-        return perm // nprobe, segments
+        return perm, segments
 
     @torch.no_grad()
     def _denoise(self, queries, alpha, sigma):
@@ -206,7 +206,9 @@ class ClusteredBackend(PatchBackend):
         return out
 
     def _denoise_chunk(self, x, alpha, sigma):
-        query_of, segments = self._segments(self.probe(x, alpha))
+        probed = self.probe(x, alpha)
+        rows, segments = self._segments(probed)
+        query_of = rows // probed.shape[1]
         pairs, dim = query_of.shape[0], self.dim
         scale = alpha / sigma ** 2
         bias = self.sq_norms * (-(alpha ** 2) / (2 * sigma ** 2))
@@ -356,36 +358,33 @@ class TopKBackend(ClusteredBackend):
         """Per (query, list) pair, in query order: the list's k best logits and their sorted positions.
 
         Where the compiled kernels serve (:func:`~sidlite.backends.selection.kernel_serves`), one call scores
-        and chooses for every list (:meth:`_select_fused`): on the 2-core CPU, 0.6× the time of a matrix
+        and chooses for every list and writes each pair's winners in query order
+        (:func:`~sidlite.backends.selection.scan_lists_top_k`): on the 2-core CPU, 0.6× the time of a matrix
         product and a kernel top-k per list at N = 15k (d = 147), 0.8× at 1M, 1.05× at d = 675, and no torch
-        call per list, whose fixed cost grew with the number of lists. Otherwise one matrix product per list
-        fills a (pairs, S) table (S the longest list) and one top-k runs over it.
+        call per list, whose fixed cost grew with the number of lists. Otherwise :meth:`_select_in_table`.
         """
-        query_of, segments = self._segments(probed)
-        select = self._select_fused if kernel_serves(ranked) and self.k <= MAX_K else self._select_in_table
-        values, columns = select(ranked, query_of, segments, scale, bias)
-        device = ranked.device
-        first = torch.tensor([a for _, _, a, _ in segments], device=device)
-        pairs_per_list = torch.tensor([p1 - p0 for p0, p1, _, _ in segments], device=device)
-        index = torch.repeat_interleave(first, pairs_per_list)[:, None] + columns
-        index = torch.where(torch.isfinite(values), index, 0)  # a short list's padding is never a candidate
-        by_query = torch.argsort(query_of, stable=True)
-        return values[by_query], index[by_query]
+        rows, segments = self._segments(probed)
+        if kernel_serves(ranked) and self.k <= MAX_K:
+            return scan_lists_top_k(ranked, rows, probed.shape[1], self.sorted, bias, segments, scale, self.k)
+        return self._select_in_table(ranked, rows, probed.shape[1], segments, scale, bias)
 
-    def _select_fused(self, ranked, query_of, segments, scale, bias):
-        """Each pair's k best, scored and chosen by one compiled call over every list (no torch call per
-        list; :mod:`sidlite.native`)."""
-        return scan_lists_top_k(ranked, query_of, self.sorted, bias, segments, scale, self.k)
-
-    def _select_in_table(self, ranked, query_of, segments, scale, bias):
-        """Every list's scores in one (pairs, longest list) table, then one top-k over it."""
-        scores = ranked.new_empty(query_of.shape[0], self.longest_list)
+    def _select_in_table(self, ranked, rows, nprobe, segments, scale, bias):
+        """:meth:`_scan_loop` without the kernel: one matrix product per list fills a (pairs, longest list)
+        table, one top-k runs over it, and the winners go back into query order."""
+        scores = ranked.new_empty(rows.shape[0], self.longest_list)
+        query_of = rows // nprobe
         for p0, p1, a, b in segments:  # each list's logits, its queries gathered just before use
             torch.addmm(bias[a:b], ranked.index_select(0, query_of[p0:p1]), self.sorted[a:b].T, alpha=scale,
                         out=scores[p0:p1, :b - a])
-        sizes = torch.tensor([b - a for _, _, a, b in segments], device=ranked.device)
-        pairs_per_list = torch.tensor([p1 - p0 for p0, p1, _, _ in segments], device=ranked.device)
-        return top_k_rows(scores, self.k, torch.repeat_interleave(sizes, pairs_per_list))
+        device = ranked.device
+        sizes = torch.tensor([b - a for _, _, a, b in segments], device=device)
+        pairs_per_list = torch.tensor([p1 - p0 for p0, p1, _, _ in segments], device=device)
+        values, columns = top_k_rows(scores, self.k, torch.repeat_interleave(sizes, pairs_per_list))
+        first = torch.tensor([a for _, _, a, _ in segments], device=device)
+        index = torch.repeat_interleave(first, pairs_per_list)[:, None] + columns
+        index = torch.where(torch.isfinite(values), index, 0)  # a short list's padding is never a candidate
+        in_query_order = torch.empty_like(values).index_copy_(0, rows, values)
+        return in_query_order, torch.empty_like(index).index_copy_(0, rows, index)
 
     def _padded_lists(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(nlist, S) sorted positions of every list padded to the longest S, and which are real."""

@@ -23,22 +23,23 @@ def kernel_serves(scores: torch.Tensor) -> bool:
         native.kernel("sidlite_top_k_rows") is not None
 
 
-def scan_lists_top_k(queries: torch.Tensor, query_of: torch.Tensor, table: torch.Tensor, bias: torch.Tensor,
-                     segments: list[tuple[int, int, int, int]], scale: float,
+def scan_lists_top_k(queries: torch.Tensor, rows: torch.Tensor, nprobe: int, table: torch.Tensor,
+                     bias: torch.Tensor, segments: list[tuple[int, int, int, int]], scale: float,
                      k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(values, columns), each (pairs, k): for every segment (p0, p1, a, b), the k largest of
-    scale · queries[query_of[p]] · table[a + c] + bias[a + c] over the list's rows c for each pair p in
-    [p0, p1), in one call to the compiled list scan (``kernels.c``). Serves where :func:`kernel_serves`
-    does and k <= :data:`MAX_K`."""
-    values = queries.new_empty(query_of.shape[0], k)
-    columns = torch.empty(query_of.shape[0], k, dtype=torch.int64, device=queries.device)
+    """(values, table rows), each (pairs, k) in query order (each query's ``nprobe`` pairs together): for
+    every segment (p0, p1, a, b) and pair p in [p0, p1), result row r = rows[p] holds the k largest of
+    scale · queries[r // nprobe] · table[a + c] + bias[a + c] over the list's rows c, in one call to the
+    compiled list scan (``kernels.c``); missing candidates are −inf at row 0. Serves where
+    :func:`kernel_serves` does and k <= :data:`MAX_K`."""
+    values = queries.new_empty(rows.shape[0], k)
+    index = torch.empty(rows.shape[0], k, dtype=torch.int64, device=queries.device)
     plan = torch.tensor(segments, dtype=torch.int64).reshape(-1, 4)
-    queries, query_of, bias = queries.contiguous(), query_of.contiguous(), bias.contiguous()
+    queries, rows, bias = queries.contiguous(), rows.contiguous(), bias.contiguous()
     failed = native.kernel("sidlite_scan_lists")(
-        queries.data_ptr(), queries.shape[1], query_of.data_ptr(), table.data_ptr(), bias.data_ptr(),
-        plan.data_ptr(), plan.shape[0], scale, k, torch.get_num_threads(), values.data_ptr(), columns.data_ptr())
+        queries.data_ptr(), queries.shape[1], rows.data_ptr(), nprobe, table.data_ptr(), bias.data_ptr(),
+        plan.data_ptr(), plan.shape[0], scale, k, torch.get_num_threads(), values.data_ptr(), index.data_ptr())
     check(not failed, "the compiled list scan could not allocate its scratch; set SIDLITE_NATIVE=0")
-    return values, columns
+    return values, index
 
 
 def top_k_rows(scores: torch.Tensor, k: int, lengths: torch.Tensor | None = None,

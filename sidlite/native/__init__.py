@@ -25,7 +25,8 @@ _I64, _INT, _PTR = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
 SIGNATURES = {
     "sidlite_top_k_rows": ([_PTR, _I64, _I64, _I64, _PTR, _INT, _INT, _PTR, _PTR], _INT),
     "sidlite_fold_windowed": ([_PTR, _I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _I64, _I64, _INT], None),
-    "sidlite_scan_lists": ([_PTR, _I64, _PTR, _PTR, _PTR, _PTR, _I64, ctypes.c_float, _INT, _INT, _PTR, _PTR], _INT),
+    "sidlite_scan_lists": ([_PTR, _I64, _PTR, _I64, _PTR, _PTR, _PTR, _I64, ctypes.c_float, _INT, _INT, _PTR, _PTR],
+                           _INT),
 }
 
 

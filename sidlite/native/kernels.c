@@ -107,17 +107,20 @@ void sidlite_fold_windowed(const float *patches, int64_t rows, int64_t cols, int
 }
 
 
-/* 3. sidlite_scan_lists: the top-k backend's list scan in one call. Segment s pairs the queries
- * query_of[p0 .. p1) with the table rows [a, b) of one list (segments[4s .. 4s+3] = p0, p1, a, b); pair
- * p's score against row a + c is scale * x[query_of[p]] . table[a + c] + bias[a + c], and its k largest
- * go to out_vals[p*k ...] in descending order, their columns c to out_idx (missing: -inf, 0).
+/* 3. sidlite_scan_lists: the top-k backend's list scan in one call. Segment s pairs the (query, list)
+ * pairs p0 .. p1 - 1 with the table rows [a, b) of one list (segments[4s .. 4s+3] = p0, p1, a, b). Pair p
+ * is row r = rows[p] of the result and belongs to query r / nprobe (the result is in query order: each
+ * query's nprobe pairs one after another). Its score against row a + c is
+ * scale * x[r / nprobe] . table[a + c] + bias[a + c], and its k largest go to out_vals[r*k ...] in
+ * descending order, their table rows a + c to out_idx (missing: -inf, row 0).
  * It is each list's matrix product and row_top_k fused, so one C call replaces three torch calls per
- * list, whose fixed cost grew with the number of lists. Work items of up to ITEM_PAIRS pairs of one list
- * are handed out dynamically (a list that every query probes is shared by all threads). An item copies
- * its list, CHUNK members at a time, transposed into a per-thread buffer (dim rows of members, zero
- * padded), then scores QUERY_TILE queries at a time against it: each step broadcasts one coordinate of
- * each query and multiplies two vectors of members, so nothing is summed across vector lanes. A tile's
- * scores, still in cache, are chosen from at once and merged into the pair's k best so far. */
+ * list, whose fixed cost grew with the number of lists, and the sort back into query order. Work items
+ * of up to ITEM_PAIRS pairs of one list are handed out dynamically (a list that every query probes is
+ * shared by all threads). An item copies its list, CHUNK members at a time, transposed into a per-thread
+ * buffer (dim rows of members, zero padded), then scores QUERY_TILE queries at a time against it: each
+ * step broadcasts one coordinate of each query and multiplies two vectors of members, so nothing is
+ * summed across vector lanes. A tile's scores, still in cache, are chosen from at once and merged into
+ * the pair's k best so far. */
 #ifdef __AVX512F__
 #define LANES 16
 #define QUERY_TILE 8
@@ -186,8 +189,13 @@ static void merge_top_k(const float *vals, const int64_t *idx, int64_t first, in
     for (int j = 0; j < k && vals[j] > best[k - 1]; j++) insert(vals[j], idx[j] + first, best, best_idx, k);
 }
 
-int sidlite_scan_lists(const float *x, int64_t dim, const int64_t *query_of, const float *table, const float *bias,
-                       const int64_t *segments, int64_t count, float scale, int k, int threads,
+/* The first chunk's k best as table rows: columns offset by first, where a candidate was found. */
+static void offset_found(const float *vals, int64_t *idx, int64_t first, int k) {
+    for (int j = 0; j < k && vals[j] > -INFINITY; j++) idx[j] += first;
+}
+
+int sidlite_scan_lists(const float *x, int64_t dim, const int64_t *rows, int64_t nprobe, const float *table,
+                       const float *bias, const int64_t *segments, int64_t count, float scale, int k, int threads,
                        float *out_vals, int64_t *out_idx) {
     if (k < 1 || k > MAX_K) return 1;
     int64_t *first_item = malloc((count + 1) * sizeof *first_item); /* work items before segment s */
@@ -230,18 +238,21 @@ int sidlite_scan_lists(const float *x, int64_t dim, const int64_t *query_of, con
                 for (int64_t p = p0; p < p1; p += QUERY_TILE) {
                     int real = p1 - p < QUERY_TILE ? (int)(p1 - p) : QUERY_TILE;
                     const float *q[QUERY_TILE];
-                    for (int i = 0; i < QUERY_TILE; i++) q[i] = x + query_of[p + (i < real ? i : 0)] * dim;
+                    for (int i = 0; i < QUERY_TILE; i++) q[i] = x + rows[p + (i < real ? i : 0)] / nprobe * dim;
                     score_tile(q, yt, padded, dim, scale, chunk_bias, scores);
                     for (int i = 0; i < real; i++) {
-                        float *best = out_vals + (p + i) * k;
-                        int64_t *best_idx = out_idx + (p + i) * k;
+                        float *best = out_vals + rows[p + i] * k;
+                        int64_t *best_idx = out_idx + rows[p + i] * k;
                         float *vals = c0 == seg[2] ? best : chunk_vals;
                         int64_t *idx = c0 == seg[2] ? best_idx : chunk_idx;
                         if (k <= LANES)
                             tile_row_top_k(scores + i * padded, padded, k, vals, idx);
                         else
                             row_top_k(scores + i * padded, m, k, vals, idx);
-                        if (c0 != seg[2]) merge_top_k(chunk_vals, chunk_idx, c0 - seg[2], k, best, best_idx);
+                        if (c0 == seg[2])
+                            offset_found(best, best_idx, c0, k);
+                        else
+                            merge_top_k(chunk_vals, chunk_idx, c0, k, best, best_idx);
                     }
                 }
             }
