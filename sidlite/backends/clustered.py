@@ -359,9 +359,8 @@ class TopKBackend(ClusteredBackend):
 
         Where the compiled kernels serve (:func:`~sidlite.backends.selection.kernel_serves`), one call scores
         and chooses for every list and writes each pair's winners in query order
-        (:func:`~sidlite.backends.selection.scan_lists_top_k`): on the 2-core CPU, 0.6× the time of a matrix
-        product and a kernel top-k per list at N = 15k (d = 147), 0.8× at 1M, 1.05× at d = 675, and no torch
-        call per list, whose fixed cost grew with the number of lists. Otherwise :meth:`_select_in_table`.
+        (:func:`~sidlite.backends.selection.scan_lists_top_k`): no torch call per list, whose fixed cost grew
+        with the number of lists, and no sort back. Otherwise :meth:`_select_in_table`.
         """
         rows, segments = self._segments(probed)
         if kernel_serves(ranked) and self.k <= MAX_K:

@@ -123,12 +123,12 @@ void sidlite_fold_windowed(const float *patches, int64_t rows, int64_t cols, int
  * the pair's k best so far. */
 #ifdef __AVX512F__
 #define LANES 16
-#define QUERY_TILE 8
+#define QUERY_TILE 12
 #else
 #define LANES 8
 #define QUERY_TILE 4
 #endif
-#define ITEM_PAIRS 256
+#define ITEM_PAIRS 512
 #define CHUNK 1024
 typedef float lanes_t __attribute__((vector_size(4 * LANES)));
 
@@ -165,23 +165,38 @@ static void score_tile(const float *const *q, const float *yt, int64_t padded, i
 
 /* row_top_k for a scored tile row of ``padded`` entries (a multiple of LANES; entries past the list are
  * -inf), k <= LANES: the same argument with the LANES groups {l, l + LANES, l + 2 LANES, ...}, whose
- * maxima are element-wise maxima of whole vectors. */
+ * maxima are element-wise maxima of whole vectors. With few data-dependent branches (the sort
+ * of the last step is short): each
+ * group maximum's rank among the LANES (ties broken by lane) picks the k groups and the bound, the
+ * entries of those groups at or above the bound are appended to a short list, and only that list (about
+ * k entries) is sorted. */
 static void tile_row_top_k(const float *row, int64_t padded, int k, float *vals, int64_t *idx) {
-    float group_max[LANES], best[LANES];
-    int64_t chosen[LANES];
+    float group_max[LANES], bound = -INFINITY;
+    int rank[LANES];
     memcpy(group_max, row, sizeof group_max);
     for (int64_t j = LANES; j < padded; j += LANES)
         for (int l = 0; l < LANES; l++) group_max[l] = row[j + l] > group_max[l] ? row[j + l] : group_max[l];
-    for (int j = 0; j < k; j++) {
-        vals[j] = best[j] = -INFINITY;
-        idx[j] = chosen[j] = 0;
+    for (int l = 0; l < LANES; l++) rank[l] = 0;
+    for (int m = 0; m < LANES; m++)
+        for (int l = 0; l < LANES; l++)
+            rank[l] += (group_max[m] > group_max[l]) | ((group_max[m] == group_max[l]) & (m < l));
+    for (int l = 0; l < LANES; l++) bound = rank[l] == k - 1 ? group_max[l] : bound;
+    float found[CHUNK + 2 * LANES];
+    int64_t column[CHUNK + 2 * LANES], count = 0;
+    for (int l = 0; l < LANES; l++) {
+        if (rank[l] >= k) continue;
+        for (int64_t c = l; c < padded; c += LANES) {
+            found[count] = row[c];
+            column[count] = c;
+            count += row[c] >= bound;
+        }
     }
-    for (int l = 0; l < LANES; l++)
-        if (group_max[l] > best[k - 1]) insert(group_max[l], l, best, chosen, k);
-    float bound = best[k - 1];
-    for (int j = 0; j < k && best[j] > -INFINITY; j++) /* groups of -inf only hold no candidate */
-        for (int64_t c = chosen[j]; c < padded; c += LANES)
-            if (row[c] >= bound && row[c] > vals[k - 1]) insert(row[c], c, vals, idx, k);
+    for (int j = 0; j < k; j++) {
+        vals[j] = -INFINITY;
+        idx[j] = 0;
+    }
+    for (int64_t i = 0; i < count; i++) /* -inf (padding) never enters */
+        if (found[i] > vals[k - 1]) insert(found[i], column[i], vals, idx, k);
 }
 
 /* Merge a chunk's k best (columns offset by first) into the pair's k best so far. */
@@ -189,9 +204,12 @@ static void merge_top_k(const float *vals, const int64_t *idx, int64_t first, in
     for (int j = 0; j < k && vals[j] > best[k - 1]; j++) insert(vals[j], idx[j] + first, best, best_idx, k);
 }
 
-/* The first chunk's k best as table rows: columns offset by first, where a candidate was found. */
-static void offset_found(const float *vals, int64_t *idx, int64_t first, int k) {
-    for (int j = 0; j < k && vals[j] > -INFINITY; j++) idx[j] += first;
+/* The first chunk's k best as the pair's: columns offset by first where a candidate was found, else 0. */
+static void store_found(const float *vals, const int64_t *idx, int64_t first, int k, float *best, int64_t *best_idx) {
+    for (int j = 0; j < k; j++) {
+        best[j] = vals[j];
+        best_idx[j] = vals[j] > -INFINITY ? idx[j] + first : 0;
+    }
 }
 
 int sidlite_scan_lists(const float *x, int64_t dim, const int64_t *rows, int64_t nprobe, const float *table,
@@ -208,8 +226,8 @@ int sidlite_scan_lists(const float *x, int64_t dim, const int64_t *rows, int64_t
     {
         int64_t widest = CHUNK + 2 * LANES;
         float *yt = malloc(dim * widest * sizeof *yt), *scores = malloc(QUERY_TILE * widest * sizeof *scores);
-        float *chunk_bias = malloc(widest * sizeof *chunk_bias), chunk_vals[MAX_K];
-        int64_t chunk_idx[MAX_K], s = 0;
+        float *chunk_bias = malloc(widest * sizeof *chunk_bias);
+        int64_t s = 0;
         if (!yt || !scores || !chunk_bias) {
             #pragma omp atomic write
             failed = 2;
@@ -231,28 +249,29 @@ int sidlite_scan_lists(const float *x, int64_t dim, const int64_t *rows, int64_t
             for (int64_t c0 = seg[2]; c0 < seg[3]; c0 += CHUNK) {
                 int64_t m = seg[3] - c0 < CHUNK ? seg[3] - c0 : CHUNK;
                 int64_t padded = (m + 2 * LANES - 1) / (2 * LANES) * (2 * LANES);
-                for (int64_t j = 0; j < padded; j++) {
-                    chunk_bias[j] = j < m ? bias[c0 + j] : -INFINITY; /* padding never wins */
-                    for (int64_t d = 0; d < dim; d++) yt[d * padded + j] = j < m ? table[(c0 + j) * dim + d] : 0.0f;
-                }
+                for (int64_t j = 0; j < padded; j++) chunk_bias[j] = j < m ? bias[c0 + j] : -INFINITY; /* never wins */
+                for (int64_t j0 = 0; j0 < padded; j0 += LANES) /* LANES members at a time: whole vectors written */
+                    for (int64_t d = 0; d < dim; d++) {
+                        float column[LANES];
+                        for (int l = 0; l < LANES; l++) column[l] = j0 + l < m ? table[(c0 + j0 + l) * dim + d] : 0.0f;
+                        memcpy(yt + d * padded + j0, column, sizeof column);
+                    }
                 for (int64_t p = p0; p < p1; p += QUERY_TILE) {
                     int real = p1 - p < QUERY_TILE ? (int)(p1 - p) : QUERY_TILE;
                     const float *q[QUERY_TILE];
                     for (int i = 0; i < QUERY_TILE; i++) q[i] = x + rows[p + (i < real ? i : 0)] / nprobe * dim;
                     score_tile(q, yt, padded, dim, scale, chunk_bias, scores);
                     for (int i = 0; i < real; i++) {
-                        float *best = out_vals + rows[p + i] * k;
-                        int64_t *best_idx = out_idx + rows[p + i] * k;
-                        float *vals = c0 == seg[2] ? best : chunk_vals;
-                        int64_t *idx = c0 == seg[2] ? best_idx : chunk_idx;
+                        float tile_vals[MAX_K], *best = out_vals + rows[p + i] * k;
+                        int64_t tile_idx[MAX_K], *best_idx = out_idx + rows[p + i] * k;
                         if (k <= LANES)
-                            tile_row_top_k(scores + i * padded, padded, k, vals, idx);
+                            tile_row_top_k(scores + i * padded, padded, k, tile_vals, tile_idx);
                         else
-                            row_top_k(scores + i * padded, m, k, vals, idx);
-                        if (c0 == seg[2])
-                            offset_found(best, best_idx, c0, k);
+                            row_top_k(scores + i * padded, m, k, tile_vals, tile_idx);
+                        if (c0 == seg[2]) /* the pair's row is out of cache: written once, not per insert */
+                            store_found(tile_vals, tile_idx, c0, k, best, best_idx);
                         else
-                            merge_top_k(chunk_vals, chunk_idx, c0, k, best, best_idx);
+                            merge_top_k(tile_vals, tile_idx, c0, k, best, best_idx);
                     }
                 }
             }
