@@ -165,11 +165,11 @@ static void score_tile(const float *const *q, const float *yt, int64_t padded, i
 
 /* row_top_k for a scored tile row of ``padded`` entries (a multiple of LANES; entries past the list are
  * -inf), k <= LANES: the same argument with the LANES groups {l, l + LANES, l + 2 LANES, ...}, whose
- * maxima are element-wise maxima of whole vectors. With few data-dependent branches (the sort
- * of the last step is short): each
- * group maximum's rank among the LANES (ties broken by lane) picks the k groups and the bound, the
- * entries of those groups at or above the bound are appended to a short list, and only that list (about
- * k entries) is sorted. */
+ * maxima are element-wise maxima of whole vectors. Branches on the data cost a misprediction each, so
+ * there are few: each group maximum's rank among the LANES (ties broken by lane) picks the k groups and
+ * the bound (their smallest maximum), the entries of those groups at or above the bound are appended to
+ * a short list without a test (the count just grows by the comparison), and only that list, about k
+ * entries, is sorted. It holds at most k * padded / LANES <= padded entries. */
 static void tile_row_top_k(const float *row, int64_t padded, int k, float *vals, int64_t *idx) {
     float group_max[LANES], bound = -INFINITY;
     int rank[LANES];
