@@ -110,7 +110,7 @@ class ClusteredBackend(PatchBackend):
             centroids, labels = kmeans(dataset, nlist, iters=iters, generator=generator, init=init,
                                        train_per_list=train_per_list)
             if cap is not None:
-                centroids, labels = split_large_lists(dataset, centroids, cap, generator=generator)
+                centroids, labels = split_large_lists(dataset, centroids, cap, generator=generator, labels=labels)
         counts = torch.bincount(labels, minlength=centroids.shape[0])
         used = counts > 0  # a centroid that won no point after the final assignment is dropped
         remap = torch.cumsum(used.long(), 0) - 1

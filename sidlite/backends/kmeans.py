@@ -99,13 +99,14 @@ def kmeans(data: PatchSet | torch.Tensor, num_lists: int, *, iters: int = 8, gen
 
 
 def split_large_lists(data: PatchSet | torch.Tensor, centroids: torch.Tensor, cap: int, *, generator: torch.Generator,
-                      iters: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+                      iters: int = 8, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Bisect (2-means) the largest list until none holds more than ``cap`` points, then reassign
-    every point to its nearest centroid. Returns the new centroids and every row's list."""
+    every point to its nearest centroid. ``labels``: every row's nearest centroid, when the caller has
+    it (k-means returns it), else found here. Returns the new centroids and every row's list."""
     check(cap >= 1, f"the list size cap must be >= 1, got {cap}")
     data = as_patch_set(data)
     centroids = centroids.float().clone()
-    labels = assign(data, centroids)
+    labels = assign(data, centroids) if labels is None else labels.clone()
     unsplittable = []
     while True:
         sizes = torch.bincount(labels, minlength=centroids.shape[0])
@@ -162,7 +163,7 @@ def two_level_kmeans(data: PatchSet | torch.Tensor, num_lists: int, *, cap: int 
         found, inside = kmeans(cell, share, iters=iters, generator=generator, init=init,
                                train_per_list=max(1, min(train_per_list, most_training // share)))
         if cap is not None:
-            found, inside = split_large_lists(cell, found, cap, generator=generator)
+            found, inside = split_large_lists(cell, found, cap, generator=generator, labels=inside)
         labels[members] = inside + offset
         offset += found.shape[0]
         centroids.append(found)
