@@ -126,7 +126,7 @@ void sidlite_fold_windowed(const float *patches, int64_t rows, int64_t cols, int
 #define QUERY_TILE 12
 #else
 #define LANES 8
-#define QUERY_TILE 4
+#define QUERY_TILE 6
 #endif
 #define ITEM_PAIRS 512
 #define CHUNK 1024
