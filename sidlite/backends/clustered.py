@@ -425,7 +425,10 @@ class TopKBackend(ClusteredBackend):
     def _denoise_chunk(self, x, alpha, sigma):
         logits, index = self._candidates(x, alpha, sigma)
         if self.rank_dim is None:
-            weights = torch.softmax(logits, dim=1)
+            # the softmax, with the row maximum in column 0 (the candidates come largest first): three
+            # element-wise passes, where torch.softmax over rows of 5 costs 7× as much on a CPU
+            weights = (logits - logits[:, :1]).exp_()
+            weights.div_(weights.sum(1, keepdim=True))
             # Σ_j w_j·y_j straight from the patch table, without gathering an (M, k, D) copy of the candidates
             return F.embedding_bag(index, self.sorted, per_sample_weights=weights, mode="sum")
         rows = self.order[index]  # (M, k) dataset rows of the winners, weighted exactly in full dimension
