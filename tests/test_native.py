@@ -184,3 +184,23 @@ def test_the_fused_scan_chooses_what_the_table_scan_chooses(kernels, monkeypatch
     assert (found[True][0] == found[False][0]).float().mean() > 0.999  # the same, up to ties
     assert torch.equal(found[True][0] < 0, found[False][0] < 0)  # missing candidates in the same places
     assert torch.allclose(found[True][1], found[False][1], atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 5, 16])
+def test_the_fused_scan_keeps_the_best_values_among_tied_scores(kernels, monkeypatch, k):
+    """Patches repeated many times tie in score, so many groups share one maximum: the ranks break the ties
+    by lane, and the values kept must still be the k largest, as the table scan finds them."""
+    from sidlite.backends import make_backend
+
+    g = torch.Generator().manual_seed(11)
+    distinct = torch.randn(400, 12, generator=g)
+    data = distinct.repeat_interleave(3, 0)  # 1,200 patches, each three times: the k best span several values
+    queries = 0.8 * distinct[torch.randint(0, 400, (200,), generator=g)] + 0.2 * torch.randn(200, 12, generator=g)
+    distances = {}
+    for use in (True, False):
+        monkeypatch.setattr(native, "kernel", lambda name: getattr(kernels, name) if use else None)
+        backend = make_backend("topk", data, k=k, nlist=6, nprobe=2)
+        rows = backend.neighbours(queries, 0.8)
+        assert (rows >= 0).all()
+        distances[use] = ((queries[:, None, :] / 0.8 - data[rows]) ** 2).sum(2).sort(1).values
+    assert torch.allclose(distances[True], distances[False], atol=1e-5)
