@@ -11,8 +11,9 @@ The memory a level needs while it is sampled is
 * one band of queries: patch-grid rows × the bytes one row costs (queries, estimates, the backend's
   working memory, the band's fold).
 
-The band takes what the budget leaves, up to :data:`MAX_BAND_BYTES`; a level whose images and index alone exceed the budget cannot
-run, and :meth:`Plan.check` says so in one line naming the knob, before any sampling starts.
+The band takes what the budget leaves, up to :data:`MAX_BAND_BYTES`; a level whose images, index and a band of one
+patch-grid row exceed the budget cannot run, and :meth:`Plan.check` says so in one line naming the knob, before any
+sampling starts.
 """
 from __future__ import annotations
 
