@@ -192,8 +192,9 @@ def pixel_diversity_gray(samples: torch.Tensor, reference: torch.Tensor, unbiase
 def pixel_spread(samples: torch.Tensor) -> float:
     """The per-pixel standard deviation across samples (population std) in [0, 1] pixel units, averaged
     over pixels and channels, *not* normalised by the reference: mean_{c,h,w} std_s(x_s/2 + 1/2).
-    Its magnitude, not SinGAN's ratio, is the size of the pixel diversity the efficient-SID paper's
-    Table 1 reports (0.15); the paper does not state its formula, so this is our reading, not a quote."""
+    Of the two, its magnitude, not SinGAN's ratio, is the nearer to the pixel diversity the efficient-SID
+    paper's Table 1 reports (0.15; chapter 12 prints both beside it); the paper does not state its formula,
+    so this is our reading, not a quote."""
     check(samples.dim() == 4 and samples.shape[0] >= 2, "pixel spread needs a (S >= 2, C, H, W) batch of samples")
     return float((samples.double() / 2).std(0, unbiased=False).mean())
 
