@@ -4,7 +4,8 @@ The structure image's coarsest pyramid level is DDIM-inverted with *its own* pat
 chosen noise level, then that noisy state is denoised with the *style* image's coarsest denoiser: the
 trajectory keeps the structure's low frequencies, and the style's patches paint them. Finer levels are
 plain coarse-to-fine sampling with the style denoisers, blended to that coarse result. The noise level
-is the knob: low stays close to the structure, 1 forgets it.
+is the knob: low stays close to the structure, higher lets the style move further from it (chapter 11
+measures how far).
 """
 from __future__ import annotations
 
