@@ -295,3 +295,18 @@ def test_a_two_level_index_scans_alike_in_batches_and_in_the_loop():
     assert batched.coarse is not None and torch.equal(loop.probe(x, 0.8), batched.probe(x, 0.8))
     assert torch.equal(loop.neighbours(x, 0.8), batched.neighbours(x, 0.8))
     torch.testing.assert_close(batched.denoise(x, 0.8, 0.3), loop.denoise(x, 0.8, 0.3), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name,options", [("topk", {}), ("topk", {"rank_dim": 6}), ("clustered", {}),
+                                          ("clustered", {"nprobe": 1})])
+def test_a_call_of_many_chunks_writes_each_into_place(monkeypatch, name, options):
+    """Split into chunks whose estimates are written straight into the call's output (and, for top-k, weighed
+    in blocks), a call returns what one chunk returns."""
+    x = noisy_queries(DATA, 0.7, 0.3, m=300)
+    backend = make_backend(name, DATA, **options)
+    whole = backend.denoise(x, 0.7, 0.3)
+    monkeypatch.setattr(clustered, "MAX_SELECTED_PAIRS", 64)  # 32 queries a chunk with 2 lists probed
+    monkeypatch.setattr(clustered, "MAX_PAIRS", 64)
+    monkeypatch.setattr(clustered, "EMBED_BLOCK", 7)
+    assert backend._queries_per_chunk() < x.shape[0]
+    torch.testing.assert_close(backend.denoise(x, 0.7, 0.3), whole, atol=1e-5, rtol=0)
