@@ -3,9 +3,13 @@ the torch fold, each also through its torch fallback."""
 import pytest
 import torch
 
+import sidlite
 from sidlite import native
+from sidlite.backends import make_backend, shortlist
+from sidlite.backends import kmeans
+from sidlite.backends.kmeans import nearest_centroids
 from sidlite.backends.selection import top_k_rows
-from sidlite.patches import fold_add, fold_windowed, gaussian_window, patch_grid, windowed_rows
+from sidlite.patches import extract_patches, fold_add, fold_windowed, gaussian_window, patch_grid, windowed_rows
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +208,59 @@ def test_the_fused_scan_keeps_the_best_values_among_tied_scores(kernels, monkeyp
         assert (rows >= 0).all()
         distances[use] = ((queries[:, None, :] / 0.8 - data[rows]) ** 2).sum(2).sort(1).values
     assert torch.allclose(distances[True], distances[False], atol=1e-5)
+
+
+@pytest.mark.parametrize("dim", [1, 15, 16, 63, 64, 65, 300])
+@pytest.mark.parametrize("width", [1, 6])
+def test_shortlist_scores_are_the_scores_of_the_rows_named(kernels, monkeypatch, dim, width):
+    monkeypatch.setattr(native, "kernel", lambda name: getattr(kernels, name))
+    g = torch.Generator().manual_seed(dim * 10 + width)
+    x, table, bias = torch.randn(37, dim, generator=g), torch.randn(50, dim, generator=g), torch.randn(50, generator=g)
+    rows = torch.randint(50, (37, width), generator=g)
+    expected = 1.5 * torch.einsum("qd,qrd->qr", x.double(), table.double()[rows]) + bias.double()[rows]
+    torch.testing.assert_close(shortlist.score_candidates(x, table, bias, rows, 1.5).double(), expected,
+                               atol=1e-4, rtol=1e-5)
+
+
+def paired_centroids(pairs=30, dim=300, seed=0):
+    """Centroids in pairs (b, b + δ) with ‖δ‖ = 0.1, the pairs far apart, and points within 1e-4 of a pair's
+    b: the point's two nearest are its pair, b first by ‖δ‖² = 0.01 in the score, which float32 resolves
+    and the rounding of bf16 products (about 0.02 on scores near 100) does not."""
+    g = torch.Generator().manual_seed(seed)
+    bases = torch.rand(pairs, dim, generator=g)
+    nudge = torch.randn(pairs, dim, generator=g)
+    centroids = torch.stack([bases, bases + 0.1 * nudge / nudge.norm(dim=1, keepdim=True)], 1).reshape(2 * pairs, dim)
+    points = bases[torch.randint(pairs, (500,), generator=g)] + 1e-4 * torch.randn(500, dim, generator=g)
+    return points, centroids
+
+
+def test_the_bf16_shortlist_keeps_the_float32_order_of_lists_that_nearly_tie(kernels, monkeypatch):
+    if getattr(getattr(torch.backends.mkldnn, "matmul", None), "fp32_precision", None) is None:
+        pytest.skip("this torch cannot switch its float32 products to bf16")
+    monkeypatch.setattr(native, "kernel", lambda name: getattr(kernels, name))
+    points, centroids = paired_centroids()
+    expected = nearest_centroids(points, centroids, 2)
+    assert torch.equal(expected[:, 0] % 2, torch.zeros(500, dtype=torch.int64))  # b first, by float32
+    found = shortlist.nearest_by_shortlist(points, centroids, -(centroids ** 2).sum(1), 2)
+    assert torch.equal(found, expected)  # the same two lists, in the same order
+
+
+def test_the_probe_through_the_shortlist_is_the_float32_probe(kernels, monkeypatch):
+    """Where the shortlist serves (a CPU with AMX), a top-k index over real patches probes as in float32."""
+    monkeypatch.setattr(native, "kernel", lambda name: getattr(kernels, name))
+    image = sidlite.example_image("chelsea", max_side=128)
+    data = extract_patches(image, 11, 1)  # D = 363
+    backend = make_backend("topk", data)
+    if not shortlist.shortlist_serves(data, backend.nlist, 2):
+        pytest.skip("the bf16 shortlist does not serve on this CPU")
+    calls = []
+    monkeypatch.setattr(kmeans, "nearest_by_shortlist", lambda *args: calls.append(1) or shortlist.nearest_by_shortlist(*args))
+    g = torch.Generator().manual_seed(0)
+    for alpha, sigma in ((0.3, 0.95), (0.9, 0.4), (0.999, 0.05)):
+        x = extract_patches(alpha * image + sigma * torch.randn(image.shape, generator=g), 11, 1)
+        through = backend.probe(x, alpha)
+        monkeypatch.setenv("SIDLITE_BF16_PROBE", "0")
+        plain = backend.probe(x, alpha)
+        monkeypatch.delenv("SIDLITE_BF16_PROBE")
+        assert (through.sort(1).values == plain.sort(1).values).all(1).float().mean() > 0.999
+    assert len(calls) == 3  # each probe went through the shortlist

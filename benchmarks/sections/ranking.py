@@ -1,11 +1,15 @@
 """Top-k ranked in an r-dimensional PCA projection: candidate recall against full-dimension top-k and
-seconds per denoising call, per projection size r, at three noise levels."""
+seconds per denoising call, per projection size r, at three noise levels. Then the probe through a bf16
+shortlist (``sidlite.backends.shortlist``), where this CPU serves it: how often it probes the float32
+probe's lists, and the probe's seconds both ways, on three Table-1 images at seven noise levels."""
 from __future__ import annotations
+
+import os
 
 import sidlite
 import torch
 
-from sidlite.backends import TopKBackend
+from sidlite.backends import TopKBackend, shortlist
 from sidlite.patches import extract_patches
 from sidlite.patchsets import ImagePatchSet
 from sidlite.runtime import make_generator
@@ -14,6 +18,8 @@ from ..common import SHARED, best_time
 
 RANKS = (16, 32, 64, 128)
 NOISE = ((0.5, 0.866), (0.9, 0.436), (0.999, 0.045))  # (α, σ): early, middle and late steps
+PROBE_IMAGES = ("aqueduct", "balloons", "seascape")
+PROBE_SIGMAS = (0.99, 0.9, 0.7, 0.4, 0.2, 0.05, 0.01)
 
 
 def recall(found: torch.Tensor, reference: torch.Tensor) -> float:
@@ -46,6 +52,38 @@ def run(context):
         print(f"  rank_dim {rank}: recall " + ", ".join(f"σ={s}: {v:.3f}" for s, v in row["recall"].items())
               + "; s/call " + ", ".join(f"{v:.3f}" for v in row["seconds"].values()), flush=True)
     results["ranking"] = {"image": "aqueduct", "patches": patches.size, "dim": patches.dim, "rows": rows}
+    results["shortlist_probe"] = run_shortlist_probe(device, data)
+
+
+def run_shortlist_probe(device, data):
+    """Per image: the least share, over :data:`PROBE_SIGMAS`, of queries whose two probed lists through the
+    bf16 shortlist are the float32 probe's, and the probe's best seconds both ways at σ = 0.4."""
+    if not shortlist.shortlist_serves(torch.empty(1, shortlist.MIN_DIM, device=device), 2 ** 20, 2):
+        print("  bf16 shortlist probe: does not serve on this device (no AMX, no kernels or a GPU)")
+        return {"skipped": "the bf16 shortlist does not serve on this device"}
+    rows = {}
+    for name in PROBE_IMAGES:
+        image = sidlite.load_image(data / "sinddm15" / f"{name}.png").to(device)
+        clean = extract_patches(image, 15)
+        backend = TopKBackend(ImagePatchSet(image, 15))
+        generator = make_generator(1, device)
+        row = rows[name] = {"lists": backend.nlist, "agreement": {}, "seconds": {}}
+        for sigma in PROBE_SIGMAS:
+            alpha = (1 - sigma ** 2) ** 0.5
+            x = alpha * clean + sigma * torch.randn(clean.shape, generator=generator, device=device)
+            probed = {}
+            for way, switch in (("float32", "0"), ("shortlist", "1")):
+                os.environ["SIDLITE_BF16_PROBE"] = switch
+                probed[way] = backend.probe(x, alpha).sort(1).values
+                if sigma == 0.4:
+                    row["seconds"][way] = best_time(lambda: backend.probe(x, alpha), device, 3)
+            os.environ.pop("SIDLITE_BF16_PROBE")  # served, so it was not set to 0 before
+            row["agreement"][str(sigma)] = float((probed["float32"] == probed["shortlist"]).all(1).float().mean())
+        least = min(row["agreement"].values())
+        print(f"  bf16 shortlist probe, {name} ({row['lists']} lists): the float32 lists for {least:.5f} of queries "
+              f"at worst; {row['seconds']['float32'] * 1e3:.1f} → {row['seconds']['shortlist'] * 1e3:.1f} ms a probe",
+              flush=True)
+    return rows
 
 
 def markdown(results) -> list[str]:
@@ -63,4 +101,13 @@ def markdown(results) -> list[str]:
         recalls = [f"{row['recall'][s]:.3f}" if s in row["recall"] else "1" for s in sigmas]
         lines.append(f"| {name} | " + " | ".join(recalls) + " | "
                      + " | ".join(f"{row['seconds'][s]:.3f}" for s in sigmas) + " |")
+    probe = results.get("shortlist_probe")
+    if probe and "skipped" not in probe:
+        lines += ["", "## The probe through a bf16 shortlist (finest Table-1 level, P = 15, d = 675)", "",
+                  "Share of queries whose two probed lists are the float32 probe's, least over σ = "
+                  + ", ".join(str(s) for s in PROBE_SIGMAS) + "; a probe's seconds at σ = 0.4.", "",
+                  "| image | lists | agreement (least) | float32 probe s | shortlist probe s |", "|---|---|---|---|---|"]
+        for name, row in probe.items():
+            lines.append(f"| {name} | {row['lists']} | {min(row['agreement'].values()):.5f} | "
+                         f"{row['seconds']['float32']:.4f} | {row['seconds']['shortlist']:.4f} |")
     return lines + [""]

@@ -175,11 +175,11 @@ class ClusteredBackend(PatchBackend):
         count = min(nprobe or self.nprobe, self.nlist)
         if self.coarse is None or count > self.coarse.k:
             # ‖x/α − c‖² ranks like ‖x − α·c‖²: scale the L centroids, not the M queries.
-            return nearest_centroids(queries, alpha * self.centroids, count)
+            return nearest_centroids(queries, alpha * self.centroids, count, shortlist=True)
         lists = self.coarse.neighbours(queries, alpha)[:, :count]
         short = (lists < 0).any(1)
         if bool(short.any()):
-            lists[short] = nearest_centroids(queries[short], alpha * self.centroids, count)
+            lists[short] = nearest_centroids(queries[short], alpha * self.centroids, count, shortlist=True)
         return lists
 
     def _segments(self, probed: torch.Tensor):

@@ -22,6 +22,7 @@ import torch
 from ..errors import check
 from ..patchsets import PatchSet, SubsetPatchSet, as_patch_set
 from .selection import top_k_rows
+from .shortlist import nearest_by_shortlist, shortlist_serves
 
 INITS = ("kmeans++", "random")
 CHUNK = 16384  # points whose centroid scores are made at once
@@ -29,13 +30,20 @@ CELL_TRAINING = 4  # two-level k-means: a cell trains on at most this many times
 
 
 def nearest_centroids(points: torch.Tensor, centroids: torch.Tensor, count: int = 1,
-                      chunk: int = CHUNK) -> torch.Tensor:
-    """Indices (M, count) of the ``count`` nearest centroids of each point, nearest first."""
+                      chunk: int = CHUNK, shortlist: bool = False) -> torch.Tensor:
+    """Indices (M, count) of the ``count`` nearest centroids of each point, nearest first. With ``shortlist``,
+    where :func:`~sidlite.backends.shortlist.shortlist_serves`, ranked from bf16 products and re-ranked
+    exactly (the probe's choice up to near-ties; k-means keeps the float32 ranking)."""
     minus_sq_norms = -(centroids.float() ** 2).sum(1)
+    centroids = centroids.float()
     out = []
     for start in range(0, points.shape[0], chunk):
+        block = points[start:start + chunk].float()
+        if shortlist and shortlist_serves(block, centroids.shape[0], count):
+            out.append(nearest_by_shortlist(block, centroids, minus_sq_norms, count))
+            continue
         # 2x·c − ‖c‖² is largest for the nearest c (‖x‖² is the same for every centroid, so it is left out).
-        scores = torch.addmm(minus_sq_norms, points[start:start + chunk].float(), centroids.float().T, alpha=2.0)
+        scores = torch.addmm(minus_sq_norms, block, centroids.T, alpha=2.0)
         out.append(top_k_rows(scores, count)[1] if count > 1 else scores.argmax(1, keepdim=True))
     return torch.cat(out)
 

@@ -1,4 +1,5 @@
-"""sidlite's compiled CPU kernels (``kernels.c``): top-k selection, the fused list scan, the windowed fold.
+"""sidlite's compiled CPU kernels (``kernels.c``): top-k selection, the fused list scan, the windowed fold,
+the exact scores of a probe's shortlist.
 
 They are plain C with OpenMP, compiled once per machine on first use with the system's C compiler
 (``$CC``, else ``cc``) and cached in ``$SIDLITE_CACHE`` (default ``~/.cache/sidlite``). Nothing needs them:
@@ -27,6 +28,7 @@ SIGNATURES = {
     "sidlite_fold_windowed": ([_PTR, _I64, _I64, _I64, _I64, _I64, _PTR, _PTR, _I64, _I64, _INT], None),
     "sidlite_scan_lists": ([_PTR, _I64, _PTR, _I64, _PTR, _PTR, _PTR, _I64, ctypes.c_float, _INT, _INT, _PTR, _PTR],
                            _INT),
+    "sidlite_score_candidates": ([_PTR, _I64, _I64, _PTR, _PTR, _PTR, _I64, ctypes.c_float, _INT, _PTR], None),
 }
 
 
