@@ -165,27 +165,35 @@ static void score_tile(const float *const *q, const float *yt, int64_t padded, i
 }
 
 /* out[q * R + r] = scale * x[q] . table[cand[q * R + r]] + bias[cand[q * R + r]] for q < M and r < R: the exact
- * scores of a shortlist of rows per query (the probe's candidates, chosen by bf16 products). Four partial
- * sums per product, so that the additions do not wait on each other. */
+ * scores of a shortlist of rows per query (the probe's candidates, chosen by bf16 products). Up to
+ * SHORTLIST_GROUP rows at a time: each vector of the query is loaded once for all of them, and their
+ * products are independent sums, so the additions do not wait on each other. */
+#define SHORTLIST_GROUP 8
 void sidlite_score_candidates(const float *x, int64_t M, int64_t dim, const float *table, const float *bias,
                               const int64_t *cand, int64_t R, float scale, int threads, float *out) {
     #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t q = 0; q < M; q++) {
         const float *xq = x + q * dim;
-        for (int64_t r = 0; r < R; r++) {
-            int64_t row = cand[q * R + r];
-            const float *y = table + row * dim;
-            lanes_t acc[4];
+        for (int64_t r0 = 0; r0 < R; r0 += SHORTLIST_GROUP) {
+            int n = R - r0 < SHORTLIST_GROUP ? (int)(R - r0) : SHORTLIST_GROUP;
+            const float *y[SHORTLIST_GROUP];
+            for (int i = 0; i < n; i++) y[i] = table + cand[q * R + r0 + i] * dim;
+            lanes_t acc[SHORTLIST_GROUP];
             memset(acc, 0, sizeof acc);
             int64_t d = 0;
-            for (; d + 4 * LANES <= dim; d += 4 * LANES)
-                for (int u = 0; u < 4; u++) acc[u] += load_lanes(xq + d + u * LANES) * load_lanes(y + d + u * LANES);
-            for (; d + LANES <= dim; d += LANES) acc[0] += load_lanes(xq + d) * load_lanes(y + d);
-            lanes_t sum = acc[0] + acc[1] + acc[2] + acc[3];
-            float dot = 0.0f;
-            for (int l = 0; l < LANES; l++) dot += sum[l];
-            for (; d < dim; d++) dot += xq[d] * y[d];
-            out[q * R + r] = scale * dot + bias[row];
+            for (; d + LANES <= dim; d += LANES) {
+                lanes_t xv = load_lanes(xq + d);
+                for (int i = 0; i < n; i++) acc[i] += xv * load_lanes(y[i] + d);
+            }
+            for (int i = 0; i < n; i++) {
+                float lanes[LANES], dot = 0.0f;
+                store_lanes(lanes, acc[i]);
+                for (int w = LANES / 2; w > 0; w /= 2) /* pairwise halving: a short dependency chain */
+                    for (int l = 0; l < w; l++) lanes[l] += lanes[l + w];
+                dot = lanes[0];
+                for (int64_t e = d; e < dim; e++) dot += xq[e] * y[i][e];
+                out[q * R + r0 + i] = scale * dot + bias[cand[q * R + r0 + i]];
+            }
         }
     }
 }
