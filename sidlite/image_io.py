@@ -102,7 +102,8 @@ def load_image(path, max_side: int | None = None) -> torch.Tensor:
 
 
 def shrink_to(image: torch.Tensor, max_side: int) -> torch.Tensor:
-    """Resize so the long side is at most ``max_side`` (no-op if already smaller)."""
+    """Resize so the long side is at most ``max_side`` (no-op if already smaller), clamped to [-1, 1]: the
+    resize's kernel rings past the input's range at sharp edges, and an image is promised in [-1, 1]."""
     from .pyramid import resize
 
     check(max_side >= 1, f"max_side must be positive, got {max_side}")
@@ -110,7 +111,7 @@ def shrink_to(image: torch.Tensor, max_side: int) -> torch.Tensor:
     factor = max_side / max(height, width)
     if factor >= 1:
         return image
-    return resize(image, (max(1, round(height * factor)), max(1, round(width * factor))))
+    return resize(image, (max(1, round(height * factor)), max(1, round(width * factor)))).clamp_(-1, 1)
 
 
 def as_image(source) -> torch.Tensor:
