@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from functools import lru_cache
 
 import torch
 
@@ -28,8 +29,10 @@ MIN_DIM = 256  # below, the float32 product costs no more than rounding and re-r
 #                14.5 against 16.6 ms at D = 147, 20.4 against 18.3 at D = 243, 49 against 36 at D = 675)
 
 
+@lru_cache(maxsize=1)
 def bf16_matrix_units() -> bool:
-    """Whether this CPU multiplies bf16 matrices in hardware (AMX) and torch can be told to use it there."""
+    """Whether this CPU multiplies bf16 matrices in hardware (AMX) and torch can be told to use it there
+    (asked once: neither changes while the process runs)."""
     has_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     precision = getattr(getattr(torch.backends.mkldnn, "matmul", None), "fp32_precision", None)
     return precision is not None and bool(has_amx())
