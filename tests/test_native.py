@@ -5,8 +5,7 @@ import torch
 
 import sidlite
 from sidlite import native
-from sidlite.backends import make_backend, shortlist
-from sidlite.backends import kmeans
+from sidlite.backends import kmeans, make_backend, shortlist
 from sidlite.backends.kmeans import nearest_centroids
 from sidlite.backends.selection import top_k_rows
 from sidlite.patches import extract_patches, fold_add, fold_windowed, gaussian_window, patch_grid, windowed_rows
@@ -194,8 +193,6 @@ def test_the_fused_scan_chooses_what_the_table_scan_chooses(kernels, monkeypatch
 def test_the_fused_scan_keeps_the_best_values_among_tied_scores(kernels, monkeypatch, k):
     """Patches repeated many times tie in score, so many groups share one maximum: the ranks break the ties
     by lane, and the values kept must still be the k largest, as the table scan finds them."""
-    from sidlite.backends import make_backend
-
     g = torch.Generator().manual_seed(11)
     distinct = torch.randn(400, 12, generator=g)
     data = distinct.repeat_interleave(3, 0)  # 1,200 patches, each three times: the k best span several values

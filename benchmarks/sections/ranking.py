@@ -58,14 +58,14 @@ def run(context):
 def run_shortlist_probe(device, data):
     """Per image: the least share, over :data:`PROBE_SIGMAS`, of queries whose two probed lists through the
     bf16 shortlist are the float32 probe's, and the probe's best seconds both ways at σ = 0.4."""
-    if not shortlist.shortlist_serves(torch.empty(1, shortlist.MIN_DIM, device=device), 2 ** 20, 2):
-        print("  bf16 shortlist probe: does not serve on this device (no AMX, no kernels or a GPU)")
-        return {"skipped": "the bf16 shortlist does not serve on this device"}
     rows = {}
     for name in PROBE_IMAGES:
         image = sidlite.load_image(data / "sinddm15" / f"{name}.png").to(device)
         clean = extract_patches(image, 15)
         backend = TopKBackend(ImagePatchSet(image, 15))
+        if not shortlist.shortlist_serves(clean, backend.nlist, backend.nprobe):
+            print("  bf16 shortlist probe: does not serve on this device (no AMX, no kernels or a GPU)")
+            return {"skipped": "the bf16 shortlist does not serve on this device"}
         generator = make_generator(1, device)
         row = rows[name] = {"lists": backend.nlist, "agreement": {}, "seconds": {}}
         for sigma in PROBE_SIGMAS:

@@ -34,8 +34,8 @@ def nearest_centroids(points: torch.Tensor, centroids: torch.Tensor, count: int 
     """Indices (M, count) of the ``count`` nearest centroids of each point, nearest first. With ``shortlist``,
     where :func:`~sidlite.backends.shortlist.shortlist_serves`, ranked from bf16 products and re-ranked
     exactly (the probe's choice up to near-ties; k-means keeps the float32 ranking)."""
-    minus_sq_norms = -(centroids.float() ** 2).sum(1)
     centroids = centroids.float()
+    minus_sq_norms = -(centroids ** 2).sum(1)
     out = []
     for start in range(0, points.shape[0], chunk):
         block = points[start:start + chunk].float()

@@ -186,11 +186,11 @@ void sidlite_score_candidates(const float *x, int64_t M, int64_t dim, const floa
                 for (int i = 0; i < n; i++) acc[i] += xv * load_lanes(y[i] + d);
             }
             for (int i = 0; i < n; i++) {
-                float lanes[LANES], dot = 0.0f;
+                float lanes[LANES];
                 store_lanes(lanes, acc[i]);
                 for (int w = LANES / 2; w > 0; w /= 2) /* pairwise halving: a short dependency chain */
                     for (int l = 0; l < w; l++) lanes[l] += lanes[l + w];
-                dot = lanes[0];
+                float dot = lanes[0];
                 for (int64_t e = d; e < dim; e++) dot += xq[e] * y[i][e];
                 out[q * R + r0 + i] = scale * dot + bias[cand[q * R + r0 + i]];
             }
