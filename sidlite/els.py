@@ -16,7 +16,9 @@ Two closed-form denoisers of a data set of K images, both built from the posteri
 Both are image denoisers in the sampler's sense (``.channels`` and ``__call__(x_t, alpha, sigma)``), so
 :func:`sidlite.sample_pyramid` with a single level samples from them; :func:`sample_images` does that
 for several seeds at once. :class:`ConvDenoiser` and :func:`train_conv_denoiser` give the small
-convolutional network that chapter 13 compares them with.
+convolutional network that chapter 13 compares them with. :func:`nearest_distances` and
+:func:`nearest_distances_up_to_shift` measure a sample's novelty: its distance to the nearest training
+image, in place or moved around the torus.
 
 Boundaries. With ``pad=None`` only the patches that lie inside an image are used (sidlite's
 convention; pixels near the border are covered by fewer patches). With ``pad='circular'`` images are
@@ -203,6 +205,16 @@ def nearest_distances(samples: torch.Tensor, training: torch.Tensor) -> tuple[to
     return exact, index
 
 
+def nearest_distances_up_to_shift(samples: torch.Tensor, training: torch.Tensor) -> torch.Tensor:
+    """RMS distance (per value) from each (C, H, W) sample to its nearest training image under every one of the
+    H·W circular shifts of the sample. On the torus a circular machine's sample can be a training image
+    moved a few pixels, which :func:`nearest_distances` counts as new; this distance is ~0 for such a copy."""
+    height, width = samples.shape[-2:]
+    shifted = [nearest_distances(samples.roll((dy, dx), (-2, -1)), training)[0]
+               for dy in range(height) for dx in range(width)]
+    return torch.stack(shifted).amin(0)
+
+
 def r_squared(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-sample coefficient of determination 1 − ‖target − prediction‖² / ‖target − mean(target)‖²."""
     p = prediction.reshape(prediction.shape[0], -1).double()
@@ -322,4 +334,5 @@ def _train(images, schedule, network, iterations, batch_size, lr, seed, seconds,
 
 
 __all__ = ["LocalPatchDenoiser", "GlobalDenoiser", "ConvDenoiser", "NetworkDenoiser", "sample_images",
-           "train_conv_denoiser", "torch_threads", "nearest_distances", "r_squared", "pad_image", "as_image_list"]
+           "train_conv_denoiser", "torch_threads", "nearest_distances", "nearest_distances_up_to_shift",
+           "r_squared", "pad_image", "as_image_list"]

@@ -13,7 +13,8 @@ import torch
 
 from sidlite import ImageDenoiser, Schedule, make_generator, naive_denoise, sample_pyramid
 from sidlite.els import (ConvDenoiser, GlobalDenoiser, LocalPatchDenoiser, NetworkDenoiser, nearest_distances,
-                         pad_image, r_squared, sample_images, torch_threads, train_conv_denoiser)
+                         nearest_distances_up_to_shift, pad_image, r_squared, sample_images, torch_threads,
+                         train_conv_denoiser)
 
 
 def _training(count=6, shape=(1, 8, 8), seed=0, dtype=torch.float64):
@@ -110,6 +111,19 @@ def test_circular_machine_commutes_with_circular_shifts_and_batches_like_single_
         assert torch.allclose(shifted, batch[k].roll((2, -3), (1, 2)), atol=1e-12)
     global_batch = GlobalDenoiser(images, backend="exact")(x_t, 0.5, 0.6)
     assert torch.allclose(global_batch[1], GlobalDenoiser(images, backend="exact")(x_t[1], 0.5, 0.6))
+
+
+def test_distance_up_to_shift_sees_a_moved_copy_and_is_the_least_over_shifts():
+    images = _training(5, (2, 6, 7), seed=11)
+    moved = images[3].roll((2, -3), (1, 2))
+    other = images[0] + 0.3 * torch.randn(2, 6, 7, generator=make_generator(12), dtype=torch.float64)
+    samples = torch.stack([moved, other])
+    plain = nearest_distances(samples, images)[0]
+    shifted = nearest_distances_up_to_shift(samples, images)
+    assert plain[0] > 0.5 and shifted[0] < 1e-12, "a moved training image is a copy up to a shift"
+    brute = min(((other.roll((a, b), (1, 2)) - y) ** 2).mean().sqrt() for a in range(6) for b in range(7)
+                for y in images)
+    assert torch.isclose(shifted[1], brute.to(shifted.dtype), atol=1e-9)
 
 
 @pytest.mark.parametrize("pad", [None, "circular", -1.0])
