@@ -9,7 +9,8 @@ Sections (``--only`` picks some), one module each under benchmarks/sections/:
            and each as a ratio to exact attention when that runs too (by default on a GPU; on a CPU one
            timed step per level stands in for its time);
   ranking  top-k ranked in a PCA projection: candidate recall against full-dimension top-k, per size r;
-           and, where the CPU has AMX, the probe through a bf16 shortlist against the float32 probe;
+           and, where the CPU multiplies bf16 in hardware, the probe through a bf16 shortlist against the
+           float32 probe;
   scaling  seconds per denoising step against N for every backend, with fitted exponents;
   latent   a 1024×1024 output in the weight-free latent, with 'auto' and with exact attention;
   apps     every application with its command-line defaults on a ~250×190 photograph (seconds each);

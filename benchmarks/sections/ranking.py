@@ -64,7 +64,7 @@ def run_shortlist_probe(device, data):
         clean = extract_patches(image, 15)
         backend = TopKBackend(ImagePatchSet(image, 15))
         if not shortlist.shortlist_serves(clean, backend.nlist, backend.nprobe):
-            print("  bf16 shortlist probe: does not serve on this device (no AMX, no kernels or a GPU)")
+            print("  bf16 shortlist probe: does not serve on this device (no bf16 hardware, no kernels or a GPU)")
             return {"skipped": "the bf16 shortlist does not serve on this device"}
         generator = make_generator(1, device)
         row = rows[name] = {"lists": backend.nlist, "agreement": {}, "seconds": {}}
