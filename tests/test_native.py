@@ -247,7 +247,8 @@ def test_the_bf16_shortlist_keeps_the_float32_order_of_lists_that_nearly_tie(ker
 
 
 def test_the_probe_through_the_shortlist_is_the_float32_probe(kernels, monkeypatch):
-    """Where the shortlist serves (a CPU with AMX or AVX-512 BF16), a top-k index over real patches probes as in float32."""
+    """Where the shortlist serves (a CPU with AMX or AVX-512 BF16), a top-k index over real patches probes as
+    in float32."""
     monkeypatch.setattr(native, "kernel", lambda name: getattr(kernels, name))
     image = sidlite.example_image("chelsea", max_side=128)
     data = extract_patches(image, 11, 1)  # D = 363

@@ -43,8 +43,8 @@ def bf16_hardware() -> bool:
 
 def shortlist_serves(points: torch.Tensor, num_centroids: int, count: int) -> bool:
     """Whether :func:`nearest_by_shortlist` is the faster way to the ``count`` nearest of ``num_centroids``
-    centroids for these points: float32 on a CPU with bf16 hardware (:func:`bf16_hardware`) and the compiled kernels, at least
-    :data:`MIN_DIM` dimensions, more centroids than the shortlist, and not switched off by
+    centroids for these points: float32 on a CPU with bf16 hardware (:func:`bf16_hardware`) and the compiled
+    kernels, at least :data:`MIN_DIM` dimensions, more centroids than the shortlist, and not switched off by
     ``SIDLITE_BF16_PROBE=0``."""
     return (points.device.type == "cpu" and points.dtype == torch.float32 and points.shape[1] >= MIN_DIM
             and num_centroids > count + SHORTLIST_EXTRA and os.environ.get("SIDLITE_BF16_PROBE", "1") != "0"
