@@ -15,7 +15,7 @@ from .errors import SidliteError
 #: (application, space) -> (config, note). Spaces: 'pixels' and 'latent' (any codec with cell_size > 1).
 PRESETS: dict[tuple[str, str], tuple[SamplingConfig, str]] = {
     ("generate", "pixels"): (SamplingConfig(15, "auto", "1.6P", 0.2, 10, 1e-4, 0.0, 10), "uncond/pixel_*"),
-    ("generate", "latent"): (SamplingConfig(7, "auto", "2P", math.inf, 10, 1e-4, 1.0, 10), "uncond/latent_*, T 10 (paper 20)"),
+    ("generate", "latent"): (SamplingConfig(7, "auto", "2P", math.inf, 20, 1e-4, 1.0, 10), "uncond/latent_* (T 10 left textures blurred)"),
     ("generate", "table1"): (SamplingConfig(15, 4, None, 0.2, 10, 1e-4, 0.0, 10), "uncond/paper_sinddm15 (Table 1)"),
     ("generate", "gigapixel"): (SamplingConfig(7, "auto", 12, 0.2, 20, 1e-4, 1.0, 10), "uncond/gigapixel, in a latent"),
     ("retarget", "pixels"): (SamplingConfig(15, "auto", "P", 0.2, 10, 1e-4, 1.0, 0), "retarget/pixel_*, T 10 (paper 25)"),
