@@ -2,8 +2,10 @@
 
 Each row is a :class:`~sidlite.config.SamplingConfig` that an application starts from; keyword settings
 override it. The paper's official presets (reference spec §9) are followed except where the ``note``
-says otherwise — mostly T = 10 where the paper uses 25 or 50, which its own comments call
-near-identical for these applications and which is 2.5–5× faster. ``sidlite presets`` prints the table.
+says otherwise — mostly T = 10 in pixels where the paper uses 25, which its own comments call
+near-identical for these applications and which is 2.5× faster. In a latent with the plain average
+(ρ = ∞), T = 10 left textures blurred (half the sharpness of T = 20 on gravel), so the latent presets
+take at least 20. ``sidlite presets`` prints the table.
 """
 from __future__ import annotations
 
@@ -20,9 +22,9 @@ PRESETS: dict[tuple[str, str], tuple[SamplingConfig, str]] = {
     ("generate", "gigapixel"): (SamplingConfig(7, "auto", 12, 0.2, 20, 1e-4, 1.0, 10), "uncond/gigapixel, in a latent"),
     ("retarget", "pixels"): (SamplingConfig(15, "auto", "P", 0.2, 10, 1e-4, 1.0, 0), "retarget/pixel_*, T 10 (paper 25)"),
     ("symmetric", "pixels"): (SamplingConfig(15, "auto", "1.6P", 0.2, 10, 1e-4, 1.0, 0), "symmetric/pixel_*, T 10 (paper 25)"),
-    ("symmetric", "latent"): (SamplingConfig(7, "auto", "2P", math.inf, 10, 1e-4, 1.0, 0), "symmetric/latent_exact, T 10 (paper 50)"),
+    ("symmetric", "latent"): (SamplingConfig(7, "auto", "2P", math.inf, 20, 1e-4, 1.0, 0), "symmetric/latent_exact, T 20 (paper 50; T 10 blurred textures)"),
     ("tileable", "pixels"): (SamplingConfig(15, "auto", "2P", 0.2, 10, 1e-4, 1.0, 0), "tileable/pixel_*, T 10 (paper 25)"),
-    ("tileable", "latent"): (SamplingConfig(7, "auto", "2P", math.inf, 10, 1e-4, 1.0, 0), "tileable/latent_exact, T 10 (paper 50)"),
+    ("tileable", "latent"): (SamplingConfig(7, "auto", "2P", math.inf, 20, 1e-4, 1.0, 0), "tileable/latent_exact, T 20 (paper 50; T 10 blurred textures)"),
     ("analogy", "pixels"): (SamplingConfig(11, 3, None, 0.2, (10, 10, 50), 1e-2, 0.0, 1023), "structural_analogy/pixel_*"),
     ("stylize", "pixels"): (SamplingConfig(7, 1, None, 0.2, 200, 1e-4, 0.0, 10), "text_style/pixel_* (one level)"),
     ("inpaint", "pixels"): (SamplingConfig(15, "auto", "1.6P", 0.2, 10, 1e-4, 1.0, 0), "sidlite's (no official preset)"),
