@@ -44,3 +44,23 @@ def setup(seed: int = 0, threads: int | None = None, quiet: bool = False) -> Sim
                                          f" ({torch.get_num_threads()} threads; no GPU: GPU cells say what they would show)"))
         print(f"fast mode: {'on (small sizes, as in CI)' if env.fast else 'off (full sizes)'}")
     return env
+
+
+def show_images(images, titles, size: float = 2.4) -> None:
+    """One row of (C, H, W) images in [-1, 1], each titled, drawn at one pixel scale: the tallest is ``size``
+    inches high and the others in proportion, so a wider or narrower result (a retarget, an outpaint)
+    looks it."""
+    import matplotlib.pyplot as plt
+
+    from .image_io import to_display
+
+    widths = [image.shape[-1] for image in images]
+    inches = size / max(image.shape[-2] for image in images)
+    _, axes = plt.subplots(1, len(images), figsize=(inches * sum(widths) + 0.3 * len(images), size + 0.4),
+                           gridspec_kw={"width_ratios": widths}, squeeze=False)
+    for ax, image, title in zip(axes[0], images, titles):
+        ax.imshow(to_display(image), interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    plt.tight_layout()
+    plt.show()

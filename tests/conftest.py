@@ -21,3 +21,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"benchmark images not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def logit_rounding():
+    """The tolerance for two float32 computations of one softmax-weighted average that round each logit
+    differently: a few float32 ulps of the largest logit, and a logit moved by δ moves the output by up to
+    about 2δ·max|y|."""
+    def tolerance(largest_logit: float, largest_value: float) -> float:
+        return 4 * torch.finfo(torch.float32).eps * largest_logit * 2 * largest_value
+    return tolerance

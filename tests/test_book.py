@@ -558,3 +558,21 @@ def test_render_book_can_use_the_vendored_mathjax(tmp_path, monkeypatch):
     assert not (tmp_path / "html" / "vendor" / "mathjax" / "unpacked").exists()
     with pytest.raises(SystemExit, match="make vendor"):
         render.main(["--book", str(tmp_path), "--output", str(tmp_path / "out"), "--vendor", str(tmp_path / "none")])
+
+
+def test_show_images_draws_every_panel_at_one_pixel_scale():
+    """A wide image gets a wider panel, not a smaller scale: retargets and outpaints look their size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from sidlite.book import show_images
+
+    show_images([torch.zeros(3, 20, 10), torch.zeros(3, 20, 30)], ["narrow", "wide"])
+    figure = plt.gcf()
+    figure.canvas.draw()  # imshow's equal aspect settles each panel's box at drawing time
+    narrow, wide = (ax.get_window_extent().width / width for ax, width in zip(figure.axes, (10, 30)))
+    plt.close(figure)
+    assert narrow == pytest.approx(wide, rel=0.05)

@@ -5,6 +5,7 @@ probe's lists, and the probe's seconds both ways, on three Table-1 images at sev
 from __future__ import annotations
 
 import os
+from unittest import mock
 
 import sidlite
 import torch
@@ -71,16 +72,12 @@ def run_shortlist_probe(device, data):
         for sigma in PROBE_SIGMAS:
             alpha = (1 - sigma ** 2) ** 0.5
             x = alpha * clean + sigma * torch.randn(clean.shape, generator=generator, device=device)
-            probed, before = {}, os.environ.get("SIDLITE_BF16_PROBE")
+            probed = {}
             for way, switch in (("float32", "0"), ("shortlist", "1")):
-                os.environ["SIDLITE_BF16_PROBE"] = switch
-                probed[way] = backend.probe(x, alpha).sort(1).values
-                if sigma == 0.4:
-                    row["seconds"][way] = best_time(lambda: backend.probe(x, alpha), device, 3)
-            if before is None:  # the user's setting, as it was
-                os.environ.pop("SIDLITE_BF16_PROBE")
-            else:
-                os.environ["SIDLITE_BF16_PROBE"] = before
+                with mock.patch.dict(os.environ, {"SIDLITE_BF16_PROBE": switch}):  # the user's setting comes back
+                    probed[way] = backend.probe(x, alpha).sort(1).values
+                    if sigma == 0.4:
+                        row["seconds"][way] = best_time(lambda: backend.probe(x, alpha), device, 3)
             row["agreement"][str(sigma)] = float((probed["float32"] == probed["shortlist"]).all(1).float().mean())
         least = min(row["agreement"].values())
         print(f"  bf16 shortlist probe, {name} ({row['lists']} lists): the float32 lists for {least:.5f} of queries "
