@@ -36,16 +36,36 @@ IMAGE_COPIES = 8
 #: same) and a GPU's kernels are already full, so memory stays flat as outputs grow.
 MAX_BAND_BYTES = {"cpu": 2 ** 30, "cuda": 4 * 2 ** 30}
 
-#: A top-k index that would take more than this share of the budget ranks in a PCA projection of
-#: :data:`COMPACT_RANK_DIM` dimensions instead. Measured on the Table-1 setting (benchmarks/results/cpu.md,
-#: 'ranking' and 'table1'): it finds about half of the full-dimension top-5 candidates (recall 0.24 to 0.51
-#: from high to low noise at d = 675) yet moves patch SWD by 5 % over the 15 images, since the candidates
-#: it misses are near-ties; on the CPU it is no faster at that size, so it is kept for indexes too big to hold.
+#: A top-k index that would take more than this share of the budget ranks in a PCA projection instead:
+#: of the :data:`COMPACT_RANK_DIMS` dimensions, the most whose index fits the share (else the fewest), and
+#: only where that index is smaller than the full one (a small patch set's index is mostly scratch, which
+#: a projection does not shrink). Measured on the Table-1 setting (benchmarks/results/cpu.md, 'ranking' and
+#: 'table1', d = 675): r = 64 finds 40-71 % of the full-dimension top 5 and moves patch SWD by 0.7 %, r = 32
+#: finds 24-51 % and moves it by 5 % (its misses are near-ties); neither is faster on the CPU at that size,
+#: so the projection is kept for indexes too big to hold.
 INDEX_SHARE = 0.25
-COMPACT_RANK_DIM = 32
+COMPACT_RANK_DIMS = (64, 32)
 
 #: Query positions of a level above which 'auto' strides the queries by 2 (the paper's resolver, §10).
 AUTO_STRIDE_QUERIES = 8_000_000
+
+
+def compact_index(patches: int, dim: int, queries: int, options: dict, full_cost: dict,
+                  share: float) -> tuple[dict, dict]:
+    """The top-k options and cost for an index that crowds its ``share`` of the budget: ranking in the
+    largest projection of :data:`COMPACT_RANK_DIMS` that fits the share (else the smallest index), where
+    that is smaller than the full index; otherwise the full index, unchanged."""
+    best_options, best_cost = options, full_cost
+    for rank in COMPACT_RANK_DIMS:
+        if rank >= dim:
+            continue
+        trial = {**options, "rank_dim": rank}
+        cost = BACKENDS["topk"].estimate(patches, dim, queries, **trial)
+        if cost["index_bytes"] < best_cost["index_bytes"]:
+            best_options, best_cost = trial, cost
+            if cost["index_bytes"] <= share:
+                break
+    return best_options, best_cost
 
 
 @dataclass(frozen=True)
@@ -162,8 +182,7 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
         options = spec.options_for(name, BACKENDS)
         cost = BACKENDS[name].estimate(patches, dim, queries, **options)
         if name == "topk" and "rank_dim" not in options and cost["index_bytes"] > INDEX_SHARE * budget:
-            options["rank_dim"] = COMPACT_RANK_DIM  # rank in a projection: no (N, D) copy in the index
-            cost = BACKENDS[name].estimate(patches, dim, queries, **options)
+            options, cost = compact_index(patches, dim, queries, options, cost, INDEX_SHARE * budget)
         indexes.append(int(cost["index_bytes"]))
         coarser = sum(channels * h * w * item for h, w in output_shapes[level + 1:])  # finished results kept
         images = (batch_size * (IMAGE_COPIES * channels * out[0] * out[1] * item + noise_bytes + coarser)

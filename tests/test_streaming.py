@@ -250,11 +250,19 @@ def test_ranking_in_a_projection_stores_no_full_copy_and_is_exact_at_full_rank()
 
 
 def test_plan_ranks_in_a_projection_when_the_full_index_would_crowd_the_budget():
-    roomy = plan_levels([(400, 400)], [(400, 400)], 3, 15, "topk", memory_budget="64GB").levels[0]
-    tight = plan_levels([(400, 400)], [(400, 400)], 3, 15, "topk", memory_budget="1GB").levels[0]
-    assert "rank_dim" not in roomy.options and tight.options["rank_dim"] == 32
+    def finest(budget, size=400, out=400, patch=15):
+        return plan_levels([(size, size)], [(out, out)], 3, patch, "topk", memory_budget=budget).levels[0]
+
+    roomy, snug, tight = finest("64GB"), finest("2GB"), finest("1GB")
+    # the most dimensions whose index fits a quarter of the budget, else the fewest
+    assert "rank_dim" not in roomy.options and snug.options["rank_dim"] == 64 and tight.options["rank_dim"] == 32
+    assert snug.index_bytes <= 0.25 * 2 * 2 ** 30 < roomy.index_bytes
     # the projection saves most of the (N, D) copy the full index holds (its PCA fit costs a little back)
     assert roomy.index_bytes - tight.index_bytes > 0.7 * roomy.patches * 4 * (roomy.dim - 32)
+    # a small patch set's index is mostly per-call scratch, which a projection does not shrink: kept full
+    few = finest("64MB", size=64, out=256, patch=7)
+    assert "rank_dim" not in few.options
+    assert few.index_bytes > 0.25 * 64 * 2 ** 20
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
