@@ -331,7 +331,10 @@ class TopKBackend(ClusteredBackend):
 
     def _ranked(self, x: torch.Tensor, alpha: float) -> torch.Tensor:
         """The queries as the list scan sees them: x itself, or (x − αμ)ᵀU in the projection."""
-        return x if self.rank_dim is None else (x - alpha * self.rank_mean) @ self.rank_basis
+        if self.rank_dim is None:
+            return x
+        # xᵀU − α·μᵀU: no centred (M, D) copy of the queries
+        return torch.addmm(self.rank_mean[None, :] @ self.rank_basis, x, self.rank_basis, beta=-alpha)
 
     def probe(self, queries, alpha, nprobe=None):
         return self._probe_ranked(queries, self._ranked(queries, alpha), alpha, nprobe)
@@ -446,7 +449,9 @@ class TopKBackend(ClusteredBackend):
         for start in range(0, x.shape[0], WEIGH_BLOCK):  # blocks whose gathered winners stay in cache
             block = rows[start:start + WEIGH_BLOCK]
             y = self.patches.gather(block.reshape(-1)).view(*block.shape, self.dim)
-            exact = (alpha / sigma ** 2) * torch.bmm(y, x[start:start + WEIGH_BLOCK, :, None])[:, :, 0] \
+            # the k dot products as one element-wise product and sum: a batch of (k, D)·(D, 1) products is
+            # five times slower on a CPU
+            exact = (alpha / sigma ** 2) * (y * x[start:start + WEIGH_BLOCK, None, :]).sum(2) \
                 - (alpha ** 2 / (2 * sigma ** 2)) * self.full_sq_norms[block]
             found = torch.isfinite(logits[start:start + WEIGH_BLOCK])
             weights = torch.softmax(exact.masked_fill(~found, -math.inf), dim=1)
