@@ -66,7 +66,7 @@ def main():
     parser.add_argument("--copy-samples", type=int, default=1, help="samples per image whose copy fraction is measured")
     parser.add_argument("--data", type=Path, default=SHARED, help="benchmark image folder (default ../shared/data)")
     parser.add_argument("--memory-budget", default=None, help="scale: the budget (default 4GB on a CPU, 70GB on a GPU)")
-    parser.add_argument("--scale-steps", type=int, default=20, help="scale: steps per level (the latent preset's 20)")
+    parser.add_argument("--scale-steps", type=int, default=20, help="scale: steps per level (the gigapixel preset's 20)")
     parser.add_argument("--keep-previews", action="store_true", help="scale: keep each output's preview in results/scale/")
     parser.add_argument("--tag", default=None, help="result file name (default: cpu or the GPU's name)")
     args = parser.parse_args()

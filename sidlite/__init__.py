@@ -35,5 +35,5 @@ from .apps.stylize import palette_style, stylize, texture_style
 from .guidance import Guidance, PaletteObjective, PatchStatsObjective
 from .codecs import BlockPCACodec, VAECodec, load_vae
 from .els import GlobalDenoiser, LocalPatchDenoiser, sample_images
-from .metrics import layout_distance, pixel_diversity_gray, pixel_spread
+from .metrics import flat_fraction, layout_distance, pixel_diversity_gray, pixel_spread
 from .evaluation import evaluate

@@ -296,6 +296,32 @@ def seam_error(image: torch.Tensor, direction: str = "both") -> float:
     return max(errors)
 
 
+def _local_std(image: torch.Tensor, window: int) -> torch.Tensor:
+    """The standard deviation of the grey image inside each non-overlapping window × window square."""
+    grey = image.double().mean(0)[None, None]
+    mean = torch.nn.functional.avg_pool2d(grey, window, window)
+    return (torch.nn.functional.avg_pool2d(grey * grey, window, window) - mean * mean).clamp_min(0).sqrt()[0, 0]
+
+
+def flat_squares(sample: torch.Tensor, reference: torch.Tensor, window: int = 32, level: float = 0.5) -> torch.Tensor:
+    """Which of the sample's non-overlapping window × window squares are washed out, (H // window, W // window):
+    those whose grey standard deviation is below ``level`` times the reference's median one."""
+    check(level > 0 and window >= 2, f"window must be >= 2 and level positive, got {window} and {level}")
+    check(min(sample.shape[-2:]) >= window and min(reference.shape[-2:]) >= window,
+          f"flat squares need images of at least {window} x {window} pixels; lower window")
+    return _local_std(sample, window) < level * _local_std(reference, window).median()
+
+
+def flat_fraction(sample: torch.Tensor, reference: torch.Tensor, window: int = 32, level: float = 0.5) -> float:
+    """The share of the sample washed out: the fraction of its :func:`flat_squares`.
+
+    A sample that collapsed into smooth, texture-less regions (an averaging sampler's failure, which a
+    patch distance on one crop can miss) scores high; the reference itself scores near 0 unless it is
+    smooth in places.
+    """
+    return float(flat_squares(sample, reference, window, level).double().mean())
+
+
 def symmetry_error(image: torch.Tensor, axis: str = "horizontal") -> float:
     """Mean |image − its mirror image| in 8-bit grey levels (0: exactly symmetric); 'horizontal' flips
     left↔right, 'vertical' top↔bottom."""

@@ -23,6 +23,22 @@ def test_presets_follow_the_papers_table():
     assert preset("stylize").steps == 200
 
 
+def test_latent_presets_probe_eight_lists_where_a_level_runs_top_k():
+    """uncond/latent_ann's nprobe 8: a large latent output's top-k levels take it; 'auto' still picks."""
+    texture = sidlite.example_image("gravel", 256)
+    codec = sidlite.get_codec("pca", texture)
+    for name in ("latent", "gigapixel"):
+        _, model = sidlite.generation_model(texture, (2048, 2048), latent=codec, config=preset("generate", name),
+                                            progress=False)
+        levels = model.plan.levels
+        assert levels[0].backend == "topk" and levels[0].options["nprobe"] == 8
+        assert levels[-1].backend == "attention"  # the coarsest level stays exact
+        assert model.denoisers[0].backend.nprobe == 8
+    # an explicit backend replaces the preset's, options and all
+    _, model = sidlite.generation_model(texture, (2048, 2048), latent=codec, backend="topk", progress=False)
+    assert model.denoisers[0].backend.nprobe == 2
+
+
 def test_every_preset_is_listed_by_name():
     table = format_presets()
     for application, space in PRESETS:

@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from sidlite import coherence, completeness, copy_fraction, patch_swd, pixel_diversity
-from sidlite.metrics import nearest_patches
+import sidlite
+from sidlite import SidliteError, coherence, completeness, copy_fraction, flat_fraction, patch_swd, pixel_diversity
+from sidlite.metrics import flat_squares, nearest_patches
 
 
 @pytest.fixture
@@ -53,3 +54,17 @@ def test_copy_fraction_known_values(image):
     half = noise.clone()
     half[:, :, :28] = image[:, :, 10:38]  # the left half is a verbatim crop, shifted
     assert copy_fraction(half, image) == pytest.approx(0.5, abs=0.03)
+
+
+def test_flat_fraction_counts_the_washed_out_squares():
+    texture = sidlite.example_image("gravel", 128)
+    assert flat_fraction(texture, texture, window=16) < 0.1
+    smoothed = sidlite.resize(sidlite.resize(texture, (16, 16)), (128, 128))  # the texture's local mean only
+    assert flat_fraction(smoothed, texture, window=16) > 0.9
+    half = texture.clone()
+    half[:, :, :64] = smoothed[:, :, :64]  # the left half washed out: 32 of the 64 squares
+    assert flat_fraction(half, texture, window=16) == pytest.approx(0.5, abs=0.1)
+    squares = flat_squares(half, texture, window=16)  # (8, 8), the washed-out ones on the left
+    assert squares.shape == (8, 8) and squares[:, :4].float().mean() > 0.9 and squares[:, 4:].float().mean() < 0.1
+    with pytest.raises(SidliteError, match="lower window"):
+        flat_fraction(texture[:, :8, :8], texture, window=16)
