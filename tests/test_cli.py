@@ -37,6 +37,16 @@ def test_generate_size_option(tmp_path):
     assert load_image(out).shape == (3, 30, 60)
 
 
+def test_a_large_latent_output_without_a_preset_hints_at_the_gigapixel_one(tmp_path, capsys):
+    base = ["generate", "example:gravel", "-o", str(tmp_path / "big.png"), "--max-side", "64", "--latent", "pca", "--plan"]
+    assert main(base + ["--size", "128", "128"]) == 0  # 4x the input's area
+    assert "--preset generate-gigapixel" in capsys.readouterr().err
+    for options in (["--size", "96", "96"], ["--size", "128", "128", "--preset", "generate-gigapixel"],
+                  ["--size", "128", "128", "--quiet"]):
+        assert main(base + options) == 0
+        assert "hint" not in capsys.readouterr().err, options
+
+
 @pytest.mark.parametrize("args,message", [
     (["missing.png"], "not found"),
     (["example:dots", "--eta", "1.5"], "eta"),
