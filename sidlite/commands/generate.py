@@ -34,13 +34,13 @@ HINT_AREA = 4
 def run(args) -> None:
     paths = output_paths(args.output, args.samples, args.overwrite)
     image = read_input(args)
-    height, width = args.size or image.shape[-2:]
-    much_larger = height * width >= HINT_AREA * image.shape[-2] * image.shape[-1]
-    if args.latent and much_larger and not args.preset and not args.quiet:
-        print("hint: for an output many times the input's size, --preset generate-gigapixel keeps more texture "
-              "(the latent preset's plain average washes regions out)", file=sys.stderr)
     codec, model = generation_model(image, args.size, latent=args.latent, keep_levels=args.samples > 1,
                                     **sampling_settings(args))
+    height, width = args.size or image.shape[-2:]
+    much_larger = height * width >= HINT_AREA * image.shape[-2] * image.shape[-1]
+    if args.latent and much_larger and not args.preset and not args.quiet:  # after the plan: errors stay one line
+        print("hint: for an output many times the input's size, --preset generate-gigapixel keeps more texture "
+              "(the latent preset's plain average washes regions out)", file=sys.stderr)
     if args.plan:
         print(model.plan.table())
         return
