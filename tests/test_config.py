@@ -35,8 +35,8 @@ def test_latent_presets_probe_eight_lists_where_a_level_runs_top_k():
         assert levels[-1].backend == "attention"  # the coarsest level stays exact
         assert model.denoisers[0].backend.nprobe == 8
     # an explicit backend replaces the preset's, options and all
-    _, model = sidlite.generation_model(texture, (2048, 2048), latent=codec, backend="topk", progress=False)
-    assert model.denoisers[0].backend.nprobe == 2
+    _, model = sidlite.generation_model(texture, (2048, 2048), latent=codec, backend="topk:nprobe=3", progress=False)
+    assert model.denoisers[0].backend.nprobe == 3
 
 
 def test_every_preset_is_listed_by_name():

@@ -16,7 +16,7 @@ from sidlite.apps.generate import generation_model
 from sidlite.model import SingleImageModel
 from sidlite.patches import extract_patches, fold_patches
 from sidlite.patchsets import DensePatchSet, ImagePatchSet
-from sidlite.plan import plan_levels
+from sidlite.plan import default_nprobe, plan_levels
 from sidlite.pyramid import resize
 from sidlite.runtime import format_bytes, parse_bytes
 
@@ -263,6 +263,18 @@ def test_plan_ranks_in_a_projection_when_the_full_index_would_crowd_the_budget()
     few = finest("64MB", size=64, out=256, patch=7)
     assert "rank_dim" not in few.options
     assert few.index_bytes > 0.25 * 64 * 2 ** 20
+
+
+def test_top_k_probes_more_lists_as_the_output_outgrows_its_input():
+    assert [default_nprobe(positions, 1000) for positions in (500, 1000, 1500, 2000, 4000, 40000)] == [2, 2, 3, 4, 8, 8]
+
+    def finest(output, backend="auto"):
+        return plan_levels([(200, 200)], [output], 3, 7, backend, memory_budget="8GB").levels[0]
+
+    assert finest((200, 200)).options["nprobe"] == 2  # the paper's pixel setting at the input's size
+    assert finest((400, 400)).options["nprobe"] == 8  # 4.1 output positions per input patch
+    assert finest((400, 400), "topk:nprobe=3").options["nprobe"] == 3  # a given count is kept
+    assert finest((400, 400), "auto:nprobe=2").options["nprobe"] == 2
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -36,9 +36,10 @@ def choose_backend(num_patches: int, dim: int, device: torch.device, num_queries
 
     Exact attention while a step's work, queries × patches (``num_queries`` defaults to
     ``num_patches``), is at most that of a square problem at :data:`AUTO_ANN_THRESHOLD` patches: it is
-    fast there and has no build cost. Above, top-k over the probed k-means lists (k = 5, nprobe = 2,
-    the paper's ANN), which keeps patch SWD, pixel diversity and copy fraction within about 10 % of
-    exact on the paper's Table-1 setting (benchmarks/results).
+    fast there and has no build cost. Above, top-k over the probed k-means lists (k = 5, the paper's ANN),
+    which keeps patch SWD, pixel diversity and copy fraction within about 10 % of exact on the paper's
+    Table-1 setting (benchmarks/results); its nprobe = 2 is raised by the plan where a level's output
+    outgrows its input (:func:`sidlite.plan.default_nprobe`).
     """
     threshold = AUTO_ANN_THRESHOLD.get(torch.device(device).type, AUTO_ANN_THRESHOLD["cpu"])
     work = num_patches * (num_queries or num_patches)
