@@ -6,9 +6,10 @@ says otherwise — mostly T = 10 in pixels where the paper uses 25, which its ow
 near-identical for these applications and which is 2.5× faster. In a latent with the plain average
 (ρ = ∞), T = 10 left textures blurred (half the sharpness of T = 20 on gravel), so the latent presets
 take at least 20. The latent presets probe 8 k-means lists where a level runs top-k, as the paper's
-latent ANN preset does (the gigapixel one probes 40 through a compressed index): with the pixel presets'
-2, outputs many times the input's size washed out into smooth grey regions (measured in
-``benchmarks/results``, 'scale'). ``sidlite presets`` prints the table.
+latent ANN preset does (the gigapixel one probes 40 through a compressed index): with the paper's pixel
+setting of 2, outputs many times the input's size washed out into smooth grey regions (measured in
+``benchmarks/results``, 'scale'). The pixel presets leave the count to the plan: 2 at the input's size,
+more as the output outgrows it (:func:`sidlite.plan.default_nprobe`). ``sidlite presets`` prints the table.
 """
 from __future__ import annotations
 
