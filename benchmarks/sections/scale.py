@@ -5,7 +5,7 @@ memory (and on CUDA its peak GPU memory) is its own: outputs 1024² … 8192² o
 ``--memory-budget 4GB``, 8192², 32768² and 14336 × 70080 on a GPU. Reported: seconds, peak memory against
 the budget, the time exponent in output pixels, patch SWD / copy fraction of a 256² crop of each output
 against the input, and the washed-out share of the whole output (``sidlite.flat_fraction``). On a CPU one
-more run repeats :data:`PROBE_COMPARISON` with the pixel presets' 2 lists probed instead of the preset's 8.
+more run repeats :data:`PROBE_COMPARISON` with 2 lists probed (the paper's pixel setting) instead of the preset's 8.
 """
 from __future__ import annotations
 
