@@ -24,6 +24,7 @@ from typing import Sequence
 import torch
 
 from .backends import BACKENDS, choose_backend, parse_backend
+from . import native
 from .backends.spec import BackendSpec
 from .errors import SidliteError
 from .patches import patch_grid
@@ -66,7 +67,7 @@ def default_nprobe(positions: int, patches: int) -> int:
 
 
 def compact_index(patches: int, dim: int, queries: int, options: dict, full_cost: dict,
-                  share: float) -> tuple[dict, dict]:
+                  share: float, compiled_scan: bool) -> tuple[dict, dict]:
     """The top-k options and cost for an index that crowds its ``share`` of the budget: ranking in the
     largest projection of :data:`COMPACT_RANK_DIMS` that fits the share (else the smallest index), where
     that is smaller than the full index; otherwise the full index, unchanged."""
@@ -75,7 +76,7 @@ def compact_index(patches: int, dim: int, queries: int, options: dict, full_cost
         if rank >= dim:
             continue
         trial = {**options, "rank_dim": rank}
-        cost = BACKENDS["topk"].estimate(patches, dim, queries, **trial)
+        cost = BACKENDS["topk"].estimate(patches, dim, queries, compiled_scan=compiled_scan, **trial)
         if cost["index_bytes"] < best_cost["index_bytes"]:
             best_options, best_cost = trial, cost
             if cost["index_bytes"] <= share:
@@ -186,6 +187,7 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
     item = 4  # float32 throughout
     dim = channels * patch_size ** 2
     noise_bytes = sum(channels * h * w * item for h, w in output_shapes)
+    compiled_scan = device.type == "cpu" and native.kernel("sidlite_scan_lists") is not None  # top-k's scratch
     plans, indexes = [], []
     for level, (inp, out) in enumerate(zip(input_shapes, output_shapes)):
         grid = patch_grid(*out, patch_size, 1)
@@ -197,9 +199,9 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
         options = spec.options_for(name, BACKENDS)
         if name == "topk" and "nprobe" not in options:
             options["nprobe"] = default_nprobe(grid[0] * grid[1], patches)
-        cost = BACKENDS[name].estimate(patches, dim, queries, **options)
+        cost = BACKENDS[name].estimate(patches, dim, queries, compiled_scan=compiled_scan, **options)
         if name == "topk" and "rank_dim" not in options and cost["index_bytes"] > INDEX_SHARE * budget:
-            options, cost = compact_index(patches, dim, queries, options, cost, INDEX_SHARE * budget)
+            options, cost = compact_index(patches, dim, queries, options, cost, INDEX_SHARE * budget, compiled_scan)
         indexes.append(int(cost["index_bytes"]))
         coarser = sum(channels * h * w * item for h, w in output_shapes[level + 1:])  # finished results kept
         images = (batch_size * (IMAGE_COPIES * channels * out[0] * out[1] * item + noise_bytes + coarser)

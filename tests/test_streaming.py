@@ -16,7 +16,7 @@ from sidlite.apps.generate import generation_model
 from sidlite.model import SingleImageModel
 from sidlite.patches import extract_patches, fold_patches
 from sidlite.patchsets import DensePatchSet, ImagePatchSet
-from sidlite.plan import default_nprobe, plan_levels
+from sidlite.plan import compact_index, default_nprobe, plan_levels
 from sidlite.pyramid import resize
 from sidlite.runtime import format_bytes, parse_bytes
 
@@ -250,19 +250,35 @@ def test_ranking_in_a_projection_stores_no_full_copy_and_is_exact_at_full_rank()
 
 
 def test_plan_ranks_in_a_projection_when_the_full_index_would_crowd_the_budget():
-    def finest(budget, size=400, out=400, patch=15):
-        return plan_levels([(size, size)], [(out, out)], 3, patch, "topk", memory_budget=budget).levels[0]
+    def finest(budget):
+        return plan_levels([(400, 400)], [(400, 400)], 3, 15, "topk", memory_budget=budget).levels[0]
 
-    roomy, snug, tight = finest("64GB"), finest("2GB"), finest("1GB")
+    roomy, snug, tight = finest("64GB"), finest("1.25GB"), finest("400MB")
     # the most dimensions whose index fits a quarter of the budget, else the fewest
     assert "rank_dim" not in roomy.options and snug.options["rank_dim"] == 64 and tight.options["rank_dim"] == 32
-    assert snug.index_bytes <= 0.25 * 2 * 2 ** 30 < roomy.index_bytes
+    assert snug.index_bytes <= 0.25 * 1.25 * 2 ** 30 < roomy.index_bytes
     # the projection saves most of the (N, D) copy the full index holds (its PCA fit costs a little back)
     assert roomy.index_bytes - tight.index_bytes > 0.7 * roomy.patches * 4 * (roomy.dim - 32)
-    # a small patch set's index is mostly per-call scratch, which a projection does not shrink: kept full
-    few = finest("64MB", size=64, out=256, patch=7)
-    assert "rank_dim" not in few.options
-    assert few.index_bytes > 0.25 * 64 * 2 ** 20
+
+
+def test_a_projection_that_would_not_shrink_the_index_is_not_taken():
+    # few patches, many queries, the score table of the path without the compiled scan: mostly scratch
+    full = TopKBackend.estimate(3364, 784, 62500, nprobe=8)
+    assert full["index_bytes"] > 4 * 3364 * 784 * 2  # the scratch outweighs the (N, D) copy
+    options, cost = compact_index(3364, 784, 62500, {"nprobe": 8}, full, share=1.0, compiled_scan=False)
+    assert options == {"nprobe": 8} and cost is full
+    # where the projection does shrink it, the smallest index is taken when none fits
+    options, _ = compact_index(150_000, 675, 150_000, {}, TopKBackend.estimate(150_000, 675, 150_000),
+                               share=1.0, compiled_scan=False)
+    assert options == {"rank_dim": 32}
+
+
+def test_the_compiled_scan_plans_its_chunks_not_a_score_table():
+    def scratch(queries, compiled_scan):
+        return TopKBackend.estimate(3364, 784, queries, nprobe=8, compiled_scan=compiled_scan)["index_bytes"]
+
+    # both past the probe's chunk of queries: the table still grows with the pairs, the chunks do not
+    assert scratch(62500, False) > scratch(31250, False) > scratch(31250, True) == scratch(62500, True)
 
 
 def test_top_k_probes_more_lists_as_the_output_outgrows_its_input():

@@ -44,6 +44,7 @@ FLAT_LISTS = 256  # more lists than this and than √N: two-level k-means, and a
 COARSE_PROBE = 2  # lists of the coarse index a probe reads
 PAIR_BYTES = 24  # a (query, list) pair's bookkeeping in top-k's scan, beyond 36 bytes per candidate
 MAX_SCORES = 2 ** 25  # top-k's score table per batch without the kernel, pairs × longest list: 128 MB
+SCAN_CHUNK, SCAN_TILE = 1056, 12  # the compiled scan's widest list chunk and query tile (CHUNK + 2 LANES, QUERY_TILE)
 EMBED_BLOCK = 8192  # queries weighed by one embedding_bag call into a chunked call's output (22 MB at D = 675)
 WEIGH_BLOCK = 512  # queries whose k winners are gathered and weighted at once (a few MB: they stay in cache)
 
@@ -275,17 +276,24 @@ class TopKBackend(ClusteredBackend):
 
     @classmethod
     def estimate(cls, num_patches, dim, num_queries, nprobe: int = 2, nlist: int | None = None,
-                 rank_dim: int | None = None, k: int = 5, **_):
+                 rank_dim: int | None = None, k: int = 5, compiled_scan: bool = False, **_):
+        """The cost as for :class:`ClusteredBackend`, with top-k's own working memory; ``compiled_scan``
+        says the compiled list scan will run (CPU, kernels built), whose scratch is a few of its chunks
+        per thread instead of a table of every probed pair's scores."""
         cost = super().estimate(num_patches, dim, num_queries, nprobe, nlist)
         nlist = nlist or default_nlist(num_patches)
         ranked = centroids_ranked(nlist, num_patches)
+        longest = math.ceil(1.5 * num_patches / nlist)
         # Per query: each probed pair's bookkeeping and k candidates (value, column, position: 20 bytes, and
         # again once sorted back into query order), then the merged k and their weights. A call's scratch
-        # does not grow with its queries past a bound, so it is counted with the index: the scores of one
-        # list's block (at most MAX_SCORES, or the whole score table without the kernel) and of the probe.
+        # does not grow with its queries past a bound, so it is counted with the index: the probe's scores,
+        # and the list scan's: the compiled scan's per-thread chunks of a list (transposed) and their
+        # scores, or else the score table (at most MAX_SCORES entries).
         pairs = min(num_queries * nprobe, MAX_SELECTED_PAIRS)
-        scratch = 4 * min(MAX_SCORES, math.ceil(pairs * 1.5 * num_patches / nlist)) + \
-            4 * min(num_queries, CHUNK) * ranked
+        scanned_dim = min(dim, rank_dim or dim)
+        scan_scratch = 4 * torch.get_num_threads() * SCAN_CHUNK * (scanned_dim + SCAN_TILE + 1) if compiled_scan \
+            else 4 * min(MAX_SCORES, pairs * longest)
+        scratch = scan_scratch + 4 * min(num_queries, CHUNK) * ranked
         cost["index_bytes"] += scratch
         cost["bytes_per_query"] = nprobe * (PAIR_BYTES + 36 * k) + 24 * k
         if rank_dim is not None:
@@ -297,6 +305,9 @@ class TopKBackend(ClusteredBackend):
             cost["bytes_per_query"] += 4 * k * dim
             cost["flops"] = 2.0 * num_queries * (rank * (ranked + nprobe * num_patches / nlist + dim) + 2 * k * dim)
         return cost
+
+    def _estimate(self) -> dict[str, float]:
+        return self.estimate(self.num_patches, self.dim, 1, compiled_scan=kernel_serves(self.sorted), **self._options)
 
     def _queries_per_chunk(self) -> int:
         """Queries denoised at once: at most :data:`MAX_SELECTED_PAIRS` pairs where the kernel chooses each
