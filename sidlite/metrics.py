@@ -298,7 +298,7 @@ def seam_error(image: torch.Tensor, direction: str = "both") -> float:
 
 def _local_std(image: torch.Tensor, window: int) -> torch.Tensor:
     """The standard deviation of the grey image inside each non-overlapping window × window square."""
-    grey = image.double().mean(0)[None, None]
+    grey = image.mean(0, dtype=torch.float64)[None, None]  # no float64 copy of every channel (gigapixel outputs)
     mean = torch.nn.functional.avg_pool2d(grey, window, window)
     return (torch.nn.functional.avg_pool2d(grey * grey, window, window) - mean * mean).clamp_min(0).sqrt()[0, 0]
 

@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 
 from .backends import BACKENDS, choose_backend, parse_backend
-from . import native
+from .backends.clustered import compiled_list_scan
 from .backends.spec import BackendSpec
 from .errors import SidliteError
 from .patches import patch_grid
@@ -63,7 +63,7 @@ def default_nprobe(positions: int, patches: int) -> int:
     An output many times its input reuses each patch many times, and with 2 lists probed such outputs
     washed out into smooth regions in places."""
     low, high = PROBES
-    return max(low, min(high, round(low * positions / patches)))
+    return max(low, min(high, round(low * positions / max(patches, 1))))
 
 
 def compact_index(patches: int, dim: int, queries: int, options: dict, full_cost: dict,
@@ -187,7 +187,6 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
     item = 4  # float32 throughout
     dim = channels * patch_size ** 2
     noise_bytes = sum(channels * h * w * item for h, w in output_shapes)
-    compiled_scan = device.type == "cpu" and native.kernel("sidlite_scan_lists") is not None  # top-k's scratch
     plans, indexes = [], []
     for level, (inp, out) in enumerate(zip(input_shapes, output_shapes)):
         grid = patch_grid(*out, patch_size, 1)
@@ -199,6 +198,7 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
         options = spec.options_for(name, BACKENDS)
         if name == "topk" and "nprobe" not in options:
             options["nprobe"] = default_nprobe(grid[0] * grid[1], patches)
+        compiled_scan = name == "topk" and compiled_list_scan(device, options.get("k", 5), options.get("scan", "auto"))
         cost = BACKENDS[name].estimate(patches, dim, queries, compiled_scan=compiled_scan, **options)
         if name == "topk" and "rank_dim" not in options and cost["index_bytes"] > INDEX_SHARE * budget:
             options, cost = compact_index(patches, dim, queries, options, cost, INDEX_SHARE * budget, compiled_scan)

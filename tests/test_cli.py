@@ -41,6 +41,8 @@ def test_a_large_latent_output_without_a_preset_hints_at_the_gigapixel_one(tmp_p
     base = ["generate", "example:gravel", "-o", str(tmp_path / "big.png"), "--max-side", "64", "--latent", "pca", "--plan"]
     assert main(base + ["--size", "128", "128"]) == 0  # 4x the input's area
     assert "--preset generate-gigapixel" in capsys.readouterr().err
+    assert main(base + ["--size", "128", "128", "--preset", "generate-latent"]) == 0  # the plain average, named
+    assert "--preset generate-gigapixel" in capsys.readouterr().err
     for options in (["--size", "96", "96"], ["--size", "128", "128", "--preset", "generate-gigapixel"],
                   ["--size", "128", "128", "--quiet"]):
         assert main(base + options) == 0

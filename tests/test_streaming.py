@@ -9,6 +9,7 @@ from PIL import Image
 import sidlite
 from sidlite import SidliteError, naive_denoise
 from sidlite.backends import AttentionBackend, ExactBackend, TopKBackend, make_backend, parse_backend
+from sidlite.backends.clustered import compiled_list_scan
 from sidlite.cli import main
 from sidlite.denoiser import ImageDenoiser, known_patch_grid
 from sidlite.large_output import check_disk_space, save_result, write_png_rows
@@ -278,7 +279,14 @@ def test_the_compiled_scan_plans_its_chunks_not_a_score_table():
         return TopKBackend.estimate(3364, 784, queries, nprobe=8, compiled_scan=compiled_scan)["index_bytes"]
 
     # both past the probe's chunk of queries: the table still grows with the pairs, the chunks do not
-    assert scratch(62500, False) > scratch(31250, False) > scratch(31250, True) == scratch(62500, True)
+    assert scratch(62500, False) > scratch(31250, False) and scratch(31250, True) == scratch(62500, True)
+
+
+def test_the_plan_counts_the_compiled_scan_only_where_it_runs():
+    assert not compiled_list_scan("cpu", k=5, scan="batched") and not compiled_list_scan("cpu", k=1000)
+    if compiled_list_scan("cpu"):  # the kernels are built here: top-k with k = 5 uses the compiled scan
+        patches = ImagePatchSet(image(h=40, w=52), 5)
+        assert TopKBackend(patches).compiled_scan and not TopKBackend(patches, scan="batched").compiled_scan
 
 
 def test_top_k_probes_more_lists_as_the_output_outgrows_its_input():

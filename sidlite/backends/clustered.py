@@ -26,6 +26,7 @@ from functools import cached_property
 import torch
 import torch.nn.functional as F
 
+from .. import native
 from ..errors import check
 from ..runtime import make_generator
 from ..patchsets import as_patch_set
@@ -44,9 +45,18 @@ FLAT_LISTS = 256  # more lists than this and than √N: two-level k-means, and a
 COARSE_PROBE = 2  # lists of the coarse index a probe reads
 PAIR_BYTES = 24  # a (query, list) pair's bookkeeping in top-k's scan, beyond 36 bytes per candidate
 MAX_SCORES = 2 ** 25  # top-k's score table per batch without the kernel, pairs × longest list: 128 MB
-SCAN_CHUNK, SCAN_TILE = 1056, 12  # the compiled scan's widest list chunk and query tile (CHUNK + 2 LANES, QUERY_TILE)
+#: The compiled scan's widest list chunk and query tile (kernels.c: CHUNK + 2·LANES, QUERY_TILE) with AVX-512;
+#: builds without it use less (1040 and 6), so its planned scratch is an upper bound there.
+SCAN_CHUNK, SCAN_TILE = 1056, 12
 EMBED_BLOCK = 8192  # queries weighed by one embedding_bag call into a chunked call's output (22 MB at D = 675)
 WEIGH_BLOCK = 512  # queries whose k winners are gathered and weighted at once (a few MB: they stay in cache)
+
+
+def compiled_list_scan(device: torch.device | str, k: int = 5, scan: str = "auto") -> bool:
+    """Whether top-k's list scan runs in the compiled kernel: on a CPU where the kernels are built, with
+    k <= :data:`~sidlite.backends.selection.MAX_K` and the loop scan (the batched one is for GPUs)."""
+    return torch.device(device).type == "cpu" and scan != "batched" and k <= MAX_K and \
+        native.kernel("sidlite_scan_lists") is not None
 
 
 def default_nlist(num_patches: int) -> int:
@@ -306,14 +316,19 @@ class TopKBackend(ClusteredBackend):
             cost["flops"] = 2.0 * num_queries * (rank * (ranked + nprobe * num_patches / nlist + dim) + 2 * k * dim)
         return cost
 
+    @cached_property
+    def compiled_scan(self) -> bool:
+        """Whether :meth:`_scan_loop` runs in the compiled kernel (:func:`compiled_list_scan`)."""
+        return not self.batched and self.k <= MAX_K and kernel_serves(self.sorted)
+
     def _estimate(self) -> dict[str, float]:
-        return self.estimate(self.num_patches, self.dim, 1, compiled_scan=kernel_serves(self.sorted), **self._options)
+        return self.estimate(self.num_patches, self.dim, 1, compiled_scan=self.compiled_scan, **self._options)
 
     def _queries_per_chunk(self) -> int:
         """Queries denoised at once: at most :data:`MAX_SELECTED_PAIRS` pairs where the kernel chooses each
         list's winners as its scores are made (a pair then keeps only its k winners); without the kernel,
         :data:`MAX_PAIRS` pairs and at most :data:`MAX_SCORES` entries in the score table."""
-        pairs = MAX_SELECTED_PAIRS if kernel_serves(self.sorted) else min(MAX_PAIRS, MAX_SCORES // self.longest_list)
+        pairs = MAX_SELECTED_PAIRS if self.compiled_scan else min(MAX_PAIRS, MAX_SCORES // self.longest_list)
         return max(1, pairs // self.nprobe)
 
     def _list_table(self):
@@ -381,7 +396,7 @@ class TopKBackend(ClusteredBackend):
         with the number of lists, and no sort back. Otherwise :meth:`_select_in_table`.
         """
         rows, segments = self._segments(probed)
-        if kernel_serves(ranked) and self.k <= MAX_K:
+        if self.compiled_scan:
             return scan_lists_top_k(ranked, rows, probed.shape[1], self.sorted, bias, segments, scale, self.k)
         return self._select_in_table(ranked, rows, probed.shape[1], segments, scale, bias)
 

@@ -1,6 +1,7 @@
 """``sidlite generate``: unconditional samples from one image."""
 from __future__ import annotations
 
+import math
 import sys
 
 from ..large_output import check_disk_space, save_result
@@ -26,8 +27,8 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-#: Output area, in multiples of the input's, from which a latent run without --preset is told of the gigapixel
-#: preset: at 4x the latent preset's plain average left about a tenth of a texture washed out (README).
+#: Output area, in multiples of the input's, from which a latent run with the plain average (ρ = ∞) is told of
+#: the gigapixel preset: at 4x the latent preset's plain average left about a tenth of a texture washed out (README).
 HINT_AREA = 4
 
 
@@ -38,7 +39,8 @@ def run(args) -> None:
                                     **sampling_settings(args))
     height, width = args.size or image.shape[-2:]
     much_larger = height * width >= HINT_AREA * image.shape[-2] * image.shape[-1]
-    if args.latent and much_larger and not args.preset and not args.quiet:  # after the plan: errors stay one line
+    plain_average = math.isinf(model.config.rho)
+    if args.latent and much_larger and plain_average and not args.quiet:  # after the plan: errors stay one line
         print("hint: for an output many times the input's size, --preset generate-gigapixel keeps more texture "
               "(the latent preset's plain average washes regions out)", file=sys.stderr)
     if args.plan:
