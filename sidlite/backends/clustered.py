@@ -33,7 +33,7 @@ from ..patchsets import as_patch_set
 from .base import PatchBackend
 from .kmeans import (CHUNK, INITS, cell_training_points, kmeans, nearest_centroids, split_large_lists,
                      two_level_kmeans)
-from .selection import MAX_K, kernel_serves, scan_lists_top_k, top_k_rows
+from .selection import MAX_K, scan_lists_top_k, top_k_rows
 
 
 SCANS = ("auto", "loop", "batched")
@@ -318,8 +318,10 @@ class TopKBackend(ClusteredBackend):
 
     @cached_property
     def compiled_scan(self) -> bool:
-        """Whether :meth:`_scan_loop` runs in the compiled kernel (:func:`compiled_list_scan`)."""
-        return not self.batched and self.k <= MAX_K and kernel_serves(self.sorted)
+        """Whether :meth:`_scan_loop` runs in the compiled kernel: :func:`compiled_list_scan`, the plan's
+        rule, for this backend's table (the kernel takes float32)."""
+        scan = "batched" if self.batched else "loop"
+        return self.sorted.dtype == torch.float32 and compiled_list_scan(self.sorted.device, self.k, scan)
 
     def _estimate(self) -> dict[str, float]:
         return self.estimate(self.num_patches, self.dim, 1, compiled_scan=self.compiled_scan, **self._options)
@@ -390,7 +392,7 @@ class TopKBackend(ClusteredBackend):
     def _scan_loop(self, ranked, probed, scale, bias):
         """Per (query, list) pair, in query order: the list's k best logits and their sorted positions.
 
-        Where the compiled kernels serve (:func:`~sidlite.backends.selection.kernel_serves`), one call scores
+        Where the compiled scan runs (:attr:`compiled_scan`), one call scores
         and chooses for every list and writes each pair's winners in query order
         (:func:`~sidlite.backends.selection.scan_lists_top_k`): no torch call per list, whose fixed cost grew
         with the number of lists, and no sort back. Otherwise :meth:`_select_in_table`.
