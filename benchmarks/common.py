@@ -44,9 +44,21 @@ def best_time(fn, device, repeats=3, warmup=1):
     return min(times)
 
 
+def cpu_name() -> str:
+    """The CPU's model name as the system reports it (Linux: /proc/cpuinfo), else Python's guess."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def machine(device):
     info = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-            "cpu_threads": torch.get_num_threads(), "device": str(device)}
+            "cpu": cpu_name(), "cpu_threads": torch.get_num_threads(), "device": str(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
     else:  # the compiled CPU kernels (top-k selection, fold); torch serves where they cannot be built

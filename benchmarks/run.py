@@ -17,7 +17,8 @@ Sections (``--only`` picks some), one module each under benchmarks/sections/:
   scale    outputs from 1024² to 8192² (CPU) or to a gigapixel (GPU) under a memory budget: seconds and
            peak memory, each size in its own process.
 Results are saved after every section, so a run cut short keeps what it measured; a run of some sections
-adds to (replaces the same sections of) the results file of its machine.
+adds to (replaces the same sections of) the results file of its machine, and refuses a file measured on
+another CPU (pass --tag).
 Tests never time anything; this script is where speed is measured. The GPU figures in
 benchmarks/results came from: --device cuda --backends 'attention;attention:dtype=bfloat16;
 clustered:nprobe=1;clustered:nprobe=2;topk' (h200) and --only table1 --samples 4 --copy-samples 4
@@ -48,7 +49,8 @@ SECTIONS = ("kernels", "naive", "table1", "ranking", "scaling", "latent", "apps"
 def markdown(results) -> str:
     head = results["machine"]
     lines = [f"# sidlite benchmarks ({head['device']}" + (f", {head.get('gpu')}" if "gpu" in head else "") + ")", "",
-             f"python {head['python']}, torch {head['torch']}, {head['cpu_threads']} CPU threads, {head['platform']}"
+             f"python {head['python']}, torch {head['torch']}, {head['cpu_threads']} threads of {head.get('cpu', 'a CPU not recorded')}, "
+             f"{head['platform']}"
              + KERNELS_NOTE.get(head.get("native_kernels"), ""), ""]
     for name in SECTIONS:
         lines += importlib.import_module(f"benchmarks.sections.{name}").markdown(results)
@@ -68,7 +70,7 @@ def main():
     parser.add_argument("--memory-budget", default=None, help="scale: the budget (default 4GB on a CPU, 70GB on a GPU)")
     parser.add_argument("--scale-steps", type=int, default=20, help="scale: steps per level (the gigapixel preset's 20)")
     parser.add_argument("--keep-previews", action="store_true", help="scale: keep each output's preview in results/scale/")
-    parser.add_argument("--tag", default=None, help="result file name (default: cpu or the GPU's name)")
+    parser.add_argument("--tag", default=None, help="result file name (default: cpu or the GPU's name); a file holds one machine's runs")
     args = parser.parse_args()
     if args.batch < 1:
         parser.error(f"--batch must be a whole number >= 1, got {args.batch}")
@@ -82,7 +84,12 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{tag}.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    results["machine"] = machine(device)
+    here = machine(device)
+    before = results.get("machine", {}).get("cpu", here["cpu"])
+    if before != here["cpu"]:  # a file gathers one machine's runs: ratios and GEMM rates are per machine
+        parser.error(f"{path.name} holds runs measured on {before}, not this {here['cpu']}; "
+                     f"pass --tag NAME to write this machine's results to benchmarks/results/NAME.json")
+    results["machine"] = here
 
     def save():
         path.write_text(json.dumps(results, indent=2))

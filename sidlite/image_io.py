@@ -139,7 +139,8 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     image = image.detach().float().cpu()
     if image.dim() == 4:
         image = image[0]
-    array = ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    # clamp makes the one float copy; the rest runs in place on it
+    array = image.clamp(-1, 1).add_(1).mul_(127.5).round_().byte().permute(1, 2, 0).numpy()
     return array[..., 0] if array.shape[2] == 1 else array
 
 
@@ -150,11 +151,22 @@ def to_display(image: torch.Tensor) -> np.ndarray:
 
 def save_image(image: torch.Tensor, path, overwrite: bool = False) -> Path:
     """Write a [-1, 1] (C, H, W) tensor as an 8-bit image; refuse to replace a file unless ``overwrite``."""
-    path = Path(path)
-    if path.exists() and not overwrite:
+    refuse_overwrite(path, overwrite)
+    return save_array(to_uint8(image), path, overwrite)
+
+
+def refuse_overwrite(path, overwrite: bool) -> None:
+    """The one-line error for a file that exists and may not be replaced."""
+    if Path(path).exists() and not overwrite:
         raise SidliteError(f"{path} already exists; choose another output or pass --overwrite")
+
+
+def save_array(array: np.ndarray, path, overwrite: bool = False) -> Path:
+    """Write an (H, W, C) or (H, W) uint8 array as an image file (JPEG sides over 65,500 px become PNG);
+    refuse to replace a file unless ``overwrite``. Returns the path written."""
+    path = Path(path)
+    refuse_overwrite(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    array = to_uint8(image)
     fmt = None
     if path.suffix.lower() in (".jpg", ".jpeg") and max(array.shape[:2]) > 65500:
         path, fmt = path.with_suffix(".png"), "PNG"  # JPEG cannot hold sides over 65,500 px

@@ -21,12 +21,15 @@ import torch
 import torch.nn.functional as F
 
 from .errors import SidliteError, check
-from .image_io import save_image, to_uint8
+from .image_io import refuse_overwrite, save_array, save_image, to_uint8
 from .runtime import format_bytes
 
 PREVIEW_LONG_SIDE = 2048
 #: Outputs above this many pixels are streamed (band by band) instead of saved through Pillow.
 STREAM_ABOVE_PIXELS = 2 ** 26
+#: Float pixels decoded at once when an output is saved; a band's decoding holds a few times as much.
+DECODE_BAND_BYTES = 2 ** 25
+DECODE_BAND_COPIES = 3
 
 
 def _chunk(handle, tag: bytes, data: bytes) -> None:
@@ -68,6 +71,32 @@ def check_disk_space(path: Path, height: int, width: int, count: int = 1) -> Non
                            f"{folder} has {format_bytes(free)} free; free space or choose another --output folder")
 
 
+def save_bytes(height: int, width: int, channels: int = 3, streamed: bool = False) -> int:
+    """The memory saving a ``height`` × ``width`` output takes besides the sampler's: one band's decoding, and
+    for an output saved whole its 8-bit copy and Pillow's (RGB held as 4 bytes a pixel), or for a streamed
+    one the band's 8-bit rows and the float preview. Measured: 8192² from a latent, 566 MB planned as 544."""
+    band = DECODE_BAND_COPIES * min(DECODE_BAND_BYTES, 4 * channels * height * width)
+    if not streamed:
+        return band + height * width * (channels + (4 if channels == 3 else channels))
+    return band + DECODE_BAND_BYTES // 4 + 4 * channels * PREVIEW_LONG_SIDE ** 2
+
+
+def plan_saving(plan, height: int, width: int, channels: int = 3) -> bool:
+    """Whether the output is streamed when saved, decided before any sampling from what the memory budget
+    leaves beside the finest level's images and index (held when sampling ends): outputs above
+    :data:`STREAM_ABOVE_PIXELS`, or whose whole 8-bit copies would not fit, stream. Raises the one-line
+    error when even streaming would not fit."""
+    held = plan.levels[0].image_bytes + plan.levels[0].index_bytes
+    left = plan.budget - held
+    streamed = height * width > STREAM_ABOVE_PIXELS or save_bytes(height, width, channels) > left
+    need = save_bytes(height, width, channels, streamed)
+    if need > left:
+        raise SidliteError(f"saving the {height}x{width} output takes {format_bytes(need)} beside the "
+                           f"{format_bytes(held)} the finest level holds, more than the memory budget "
+                           f"{format_bytes(plan.budget)}; raise --memory-budget or lower --size")
+    return streamed
+
+
 def decoded_bands(codec, latent: torch.Tensor, band_cells: int = 64) -> Iterator[torch.Tensor]:
     """The decoded image of ``latent`` as (3, h, W) pixel bands, top to bottom.
 
@@ -82,24 +111,41 @@ def decoded_bands(codec, latent: torch.Tensor, band_cells: int = 64) -> Iterator
         yield codec.decode(latent[:, top:top + band_cells])
 
 
+def band_cells_for(codec, width: int) -> int:
+    """Latent rows per decoded band: about :data:`DECODE_BAND_BYTES` of float pixels."""
+    return max(1, DECODE_BAND_BYTES // max(1, width * 3 * 4 * codec.cell_size))
+
+
+def decoded_uint8(codec, latent: torch.Tensor) -> np.ndarray:
+    """The decoded image of ``latent`` as one (H, W, C) uint8 array, filled band by band: one byte a value,
+    where decoding it whole would hold several float32 copies (a 4096² RGB output: 50 MB against 200 MB each)."""
+    array, top = None, 0
+    for band in decoded_bands(codec, latent, band_cells_for(codec, latent.shape[-1] * codec.cell_size)):
+        rows = to_uint8(band)
+        if array is None:
+            array = np.empty((latent.shape[-2] * codec.cell_size,) + rows.shape[1:], dtype=np.uint8)
+        array[top:top + rows.shape[0]] = rows
+        top += rows.shape[0]
+    return array
+
+
 def save_result(codec, latent: torch.Tensor, path, overwrite: bool = False,
-                preview_long_side: int = PREVIEW_LONG_SIDE) -> list[Path]:
-    """Decode and save one sampler result; large ones stream to PNG with a ``*_preview.jpg`` beside them.
+                preview_long_side: int = PREVIEW_LONG_SIDE, streamed: bool | None = None) -> list[Path]:
+    """Decode and save one sampler result; streamed ones (``streamed``, by default those above
+    :data:`STREAM_ABOVE_PIXELS`; see :func:`plan_saving`) go to PNG with a ``*_preview.jpg`` beside them.
 
     Returns the files written (the image, then the preview when one was made).
     """
     path = Path(path)
     height, width = (s * codec.cell_size for s in latent.shape[-2:])
-    if height * width <= STREAM_ABOVE_PIXELS:
-        return [save_image(codec.decode(latent), path, overwrite=overwrite)]
-    if path.exists() and not overwrite:
-        raise SidliteError(f"{path} already exists; choose another output or pass --overwrite")
+    refuse_overwrite(path, overwrite)  # before any decoding
+    if not (height * width > STREAM_ABOVE_PIXELS if streamed is None else streamed):
+        return [save_array(decoded_uint8(codec, latent), path, overwrite)]
     if path.suffix.lower() != ".png":
         path = path.with_suffix(".png")  # streamed outputs are PNG: no side limit, lossless
     path.parent.mkdir(parents=True, exist_ok=True)
     shrink = max(1, math.ceil(max(height, width) / preview_long_side))
-    band_cells = max(1, 2 ** 25 // max(1, width * 3 * 4 * codec.cell_size))  # about 32 MB of float pixels a band
-    band_cells = max(shrink, band_cells // shrink * shrink)  # whole preview rows per band
+    band_cells = max(shrink, band_cells_for(codec, width) // shrink * shrink)  # whole preview rows per band
     preview_rows: list[torch.Tensor] = []
 
     def bands():

@@ -128,3 +128,21 @@ def test_table1_draws_batches_as_the_same_seeded_samples():
     for a, b in zip(batched, one_by_one):
         assert a.shape == image.shape and torch.allclose(a, b, atol=1e-4)
     assert not torch.allclose(batched[0], batched[1], atol=1e-2)  # the batch holds two seeds, not one twice
+
+
+def test_a_results_file_is_not_merged_with_another_machines_runs(tmp_path, monkeypatch, capsys):
+    import json
+    import sys
+
+    import benchmarks.run as run
+
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    stored = {"machine": {"cpu": "a CPU this machine is not"}, "kernels": {"gemm_fp32_gflops": 1.0}}
+    (results / "cpu.json").write_text(json.dumps(stored))
+    monkeypatch.setattr(run, "ROOT", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["run.py", "--only", "kernels"])
+    with pytest.raises(SystemExit):
+        run.main()
+    assert "pass --tag NAME" in capsys.readouterr().err
+    assert json.loads((results / "cpu.json").read_text()) == stored  # left as it was

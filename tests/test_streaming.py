@@ -191,10 +191,37 @@ def test_large_results_stream_to_png_with_a_preview(tmp_path, monkeypatch):
         save_result(codec, latent, tmp_path / "big.png")
 
 
+@pytest.mark.parametrize("codec_spec, channels", [("pca", 3), ("pixels", 1)])
+def test_results_decode_band_by_band_into_the_same_pixels(tmp_path, monkeypatch, codec_spec, channels):
+    import sidlite.large_output as large
+
+    img = sidlite.example_image("astronaut", 64)[:channels]
+    codec = sidlite.get_codec(codec_spec, img)
+    latent = codec.encode(img)
+    monkeypatch.setattr(large, "band_cells_for", lambda codec, width: 3)  # many bands, the last one short
+    written = save_result(codec, latent, tmp_path / "small.png")
+    assert [p.name for p in written] == ["small.png"]
+    with Image.open(written[0]) as handle:
+        assert np.array_equal(np.asarray(handle), sidlite.image_io.to_uint8(codec.decode(latent)))
+
+
 def test_disk_space_is_checked_before_sampling(tmp_path):
     check_disk_space(tmp_path / "a.png", 100, 100)
     with pytest.raises(SidliteError, match="on disk"):
         check_disk_space(tmp_path / "a.png", 2 ** 30, 2 ** 30)
+
+
+def test_saving_the_output_is_planned_before_sampling():
+    from sidlite.large_output import plan_saving, save_bytes
+    from sidlite.plan import plan_levels
+
+    plan = plan_levels([(64, 64)], [(64, 64)], 3, 7, memory_budget="180MB")
+    assert plan_saving(plan, 512, 512) is False  # saved whole through Pillow
+    assert plan_saving(plan, 4096, 4096) is True  # its 8-bit copies would crowd the budget: streamed
+    assert save_bytes(4096, 4096) > plan.budget > save_bytes(4096, 4096, streamed=True)
+    tight = plan_levels([(64, 64)], [(64, 64)], 3, 7, memory_budget="120MB")
+    with pytest.raises(SidliteError, match="saving the 4096x4096 output .* raise --memory-budget"):
+        plan_saving(tight, 4096, 4096)
 
 
 def test_sizes_and_budgets_are_checked():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import sys
 
-from ..large_output import check_disk_space, save_result
+from ..large_output import check_disk_space, plan_saving, save_result
 from ..apps.generate import generation_model
 from ._common import add_input, add_output, add_sampling, add_size, output_paths, positive_int, read_input, sampling_settings
 
@@ -43,11 +43,12 @@ def run(args) -> None:
     if args.latent and much_larger and plain_average and not args.quiet:  # after the plan: errors stay one line
         print("hint: for an output many times the input's size, --preset generate-gigapixel keeps more texture "
               "(the latent preset's plain average washes regions out)", file=sys.stderr)
+    height, width = (side * codec.cell_size for side in model.sample_shapes[0])
+    streamed = plan_saving(model.plan, height, width, image.shape[0])
     if args.plan:
         print(model.plan.table())
         return
-    height, width = (side * codec.cell_size for side in model.sample_shapes[0])
     check_disk_space(paths[0], height, width, len(paths))
     for image, path in zip(model.images(len(paths)), paths):
-        for written in save_result(codec, image, path, args.overwrite):
+        for written in save_result(codec, image, path, args.overwrite, streamed=streamed):
             print(written)
