@@ -15,6 +15,8 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import SidliteError, check
 
+#: Values converted at once by :func:`to_uint8` (32 MB of float32).
+UINT8_BLOCK_VALUES = 2 ** 23
 
 
 def _array_to_unit(array: np.ndarray) -> np.ndarray:
@@ -135,13 +137,19 @@ def as_image(source) -> torch.Tensor:
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """A [-1, 1] (C, H, W) tensor as an (H, W, C) uint8 array, rounded."""
-    image = image.detach().float().cpu()
+    """A [-1, 1] (C, H, W) tensor as a contiguous (H, W, C) uint8 array, rounded (a one-channel image as
+    (H, W)). Converted in blocks of rows (:data:`UINT8_BLOCK_VALUES` values), so a large image never has a
+    second float copy."""
+    image = image.detach()
     if image.dim() == 4:
         image = image[0]
-    # clamp makes the one float copy; the rest runs in place on it
-    array = image.clamp(-1, 1).add_(1).mul_(127.5).round_().byte().permute(1, 2, 0).numpy()
-    return array[..., 0] if array.shape[2] == 1 else array
+    channels, height, width = image.shape
+    array = np.empty((height, width, channels), dtype=np.uint8)
+    step = max(1, UINT8_BLOCK_VALUES // max(1, channels * width))
+    for top in range(0, height, step):
+        block = image[:, top:top + step].float().cpu().clamp(-1, 1)  # the block's one float copy
+        array[top:top + step] = block.add_(1).mul_(127.5).round_().byte().permute(1, 2, 0).numpy()
+    return array[..., 0] if channels == 1 else array
 
 
 def to_display(image: torch.Tensor) -> np.ndarray:

@@ -58,6 +58,16 @@ def test_save_rounds_and_clamps(tmp_path):
     assert array[0, :, 0].tolist() == [0, 128, 128, 255]
 
 
+@pytest.mark.parametrize("channels", [3, 1])
+def test_eight_bits_are_made_in_blocks_of_rows_with_the_same_values(monkeypatch, channels):
+    image = torch.linspace(-1.3, 1.3, channels * 37 * 11).reshape(channels, 37, 11)  # out of range at both ends
+    whole = ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    monkeypatch.setattr(sidlite.image_io, "UINT8_BLOCK_VALUES", 5 * channels * 11)  # 8 blocks, the last short
+    blocks = sidlite.image_io.to_uint8(image)
+    assert blocks.flags.c_contiguous and blocks.dtype == np.uint8
+    assert np.array_equal(blocks, whole[..., 0] if channels == 1 else whole)
+
+
 def test_missing_unreadable_and_wrong_inputs(tmp_path):
     with pytest.raises(SidliteError, match="not found"):
         load_image(tmp_path / "nope.png")
