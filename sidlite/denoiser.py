@@ -15,9 +15,9 @@ import torch.nn.functional as F
 
 from .backends import make_backend
 from .errors import check
-from .patches import axis_coverage, extract_patches, fold_windowed, gaussian_window, patch_grid
+from .patches import axis_coverage, edge_gap, extract_patches, fold_windowed, gaussian_window, patch_grid
 from .patchsets import ImagePatchSet
-from .plan import MAX_BAND_BYTES
+from .plan import MAX_BAND_BYTES, check_query_stride
 from .runtime import default_memory_budget, parse_bytes
 
 
@@ -48,6 +48,7 @@ class ImageDenoiser:
         check(rho > 0, f"rho must be positive (inf for a plain average), got {rho}")
         check(band_rows is None or (isinstance(band_rows, int) and band_rows >= 1),
               f"band_rows must be a whole number >= 1, got {band_rows}")
+        check_query_stride(query_stride, patch_size)
         self.patch_size = patch_size
         self.channels = image.shape[0]
         self.rho = rho
@@ -117,11 +118,35 @@ class ImageDenoiser:
             fold_windowed(numerator[:, :, top:bottom], estimates, window, last - first, cols, p, s, scratch=queries)
             del estimates
         del buffer, queries
+        self._fold_edges(images, numerator, alpha, sigma, window, count * band * cols)
         device = str(x_t.device)
-        coverage = (axis_coverage(height, p, s, self.rho, x_t.dtype, device)[:, None]
-                    * axis_coverage(width, p, s, self.rho, x_t.dtype, device)[None, :])
-        estimate = torch.nan_to_num(numerator.div_(coverage), nan=0.0)
+        coverage = (axis_coverage(height, p, s, self.rho, x_t.dtype, device, to_edge=True)[:, None]
+                    * axis_coverage(width, p, s, self.rho, x_t.dtype, device, to_edge=True)[None, :])
+        estimate = numerator.div_(coverage)  # every pixel is covered: no 0/0
         return estimate if x_t.dim() == 4 else estimate[0]
+
+    def _fold_edges(self, images, numerator, alpha, sigma, window, band_queries: int) -> None:
+        """Where the query stride stops short of the bottom or right edge (:func:`~sidlite.patches.edge_gap`),
+        denoise and fold one more row of patches flush with the bottom, one more column flush with the
+        right, and their corner, at most ``band_queries`` at a time, so that every pixel is covered (the
+        paper's code leaves those last rows and columns 0). The positions stay one set of rows times one
+        set of columns, so the coverage stays separable (``axis_coverage(..., to_edge=True)``)."""
+        p, s = self.patch_size, self.query_stride
+        height, width = images.shape[-2:]
+        bottom, right = edge_gap(height, p, s), edge_gap(width, p, s)
+        strips = [(slice(None), slice(width - p, None))] if right else []  # (rows, columns) of each strip
+        strips += [(slice(height - p, None), slice(None))] if bottom else []
+        strips += [(slice(height - p, None), slice(width - p, None))] if bottom and right else []
+        for rows_of, cols_of in strips:
+            strip, target = images[..., rows_of, cols_of], numerator[..., rows_of, cols_of]
+            rows, cols = patch_grid(strip.shape[-2], strip.shape[-1], p, s)
+            step = max(1, band_queries // (cols * len(strip)))  # strip rows per call: a band's queries at most
+            for first in range(0, rows, step):
+                last = min(rows, first + step)
+                top, end = first * s, (last - 1) * s + p
+                queries = torch.cat([extract_patches(image[:, top:end], p, s) for image in strip])
+                fold_windowed(target[:, :, top:end], self.backend.denoise(queries, alpha, sigma), window,
+                              last - first, cols, p, s)
 
     def __repr__(self) -> str:
         return f"ImageDenoiser(P={self.patch_size}, rho={self.rho}, backend={self.backend!r})"

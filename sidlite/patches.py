@@ -141,11 +141,22 @@ def fold_patches(patches: torch.Tensor, shape: tuple[int, int, int], patch_size:
 
 
 @lru_cache(maxsize=32)
-def axis_coverage(length: int, patch_size: int, stride: int, rho: float, dtype: torch.dtype, device: str) -> torch.Tensor:
-    """Σ_r g(y − r·stride) over the patch positions r covering each of ``length`` pixels (1-D window g)."""
+def axis_coverage(length: int, patch_size: int, stride: int, rho: float, dtype: torch.dtype, device: str,
+                  to_edge: bool = False) -> torch.Tensor:
+    """Σ_r g(y − r·stride) over the patch positions r covering each of ``length`` pixels (1-D window g).
+    With ``to_edge``, one more position at length − P where the stride stops short of the far edge
+    (:func:`edge_gap`), as the image denoiser places its edge patches."""
     g = window_1d(patch_size, rho)
     count = (length - patch_size) // stride + 1
     coverage = torch.zeros(length, dtype=torch.float64)
     for offset in range(patch_size):
         coverage[offset:offset + stride * (count - 1) + 1:stride] += g[offset]
+    if to_edge and edge_gap(length, patch_size, stride):
+        coverage[length - patch_size:] += g
     return coverage.to(dtype=dtype, device=device)
+
+
+def edge_gap(length: int, patch_size: int, stride: int) -> bool:
+    """Whether patches at ``stride`` from 0 stop short of the far edge: (length − P) is not a multiple of it,
+    so the last (length − P) mod stride pixels get no patch of the grid."""
+    return (length - patch_size) % stride != 0

@@ -171,6 +171,14 @@ def resolve_stride(query_stride: int | str, queries: int) -> int:
     return query_stride
 
 
+def check_query_stride(query_stride: int, patch_size: int) -> None:
+    """A query stride must be a whole number from 1 to P: a larger one leaves pixels between patches that
+    no patch covers."""
+    if not (isinstance(query_stride, int) and 1 <= query_stride <= patch_size):
+        raise SidliteError(f"query stride must be a whole number from 1 to the patch size {patch_size}, "
+                           f"got {query_stride!r}; lower --query-stride")
+
+
 def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence[tuple[int, int]], channels: int,
                 patch_size: int, backend: str | BackendSpec = "auto", *, device: torch.device | str = "cpu",
                 memory_budget=None, query_stride: int | str = "auto", dataset_patches: Sequence[int] | None = None,
@@ -191,6 +199,7 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
     for level, (inp, out) in enumerate(zip(input_shapes, output_shapes)):
         grid = patch_grid(*out, patch_size, 1)
         stride = resolve_stride(query_stride, grid[0] * grid[1])
+        check_query_stride(stride, patch_size)
         rows, cols = patch_grid(*out, patch_size, stride)
         queries = rows * cols
         patches = dataset_patches[level] if dataset_patches else math.prod(patch_grid(*inp, patch_size, 1))

@@ -15,7 +15,7 @@ from sidlite.denoiser import ImageDenoiser, known_patch_grid
 from sidlite.large_output import check_disk_space, save_result, write_png_rows
 from sidlite.apps.generate import generation_model
 from sidlite.model import SingleImageModel
-from sidlite.patches import extract_patches, fold_patches
+from sidlite.patches import extract_patches, fold_patches, gaussian_window
 from sidlite.patchsets import DensePatchSet, ImagePatchSet
 from sidlite.plan import compact_index, default_nprobe, plan_levels
 from sidlite.pyramid import resize
@@ -50,18 +50,47 @@ def test_keep_mask_selects_the_patches_inside_the_known_region():
     assert torch.equal(patches.dense(), extract_patches(img, 5)[inside])
 
 
+def fold_to_the_edges(backend, x, p, stride, rho, alpha=0.7, sigma=0.5):
+    """The whole-image fold, patch by patch, over the grid at ``stride`` plus a last row and column of patches
+    flush with the bottom and right edges where the grid stops short of them."""
+    channels, height, width = x.shape
+    rows = sorted(set(range(0, height - p + 1, stride)) | {height - p})
+    cols = sorted(set(range(0, width - p + 1, stride)) | {width - p})
+    queries = torch.stack([x[:, r:r + p, c:c + p].reshape(-1) for r in rows for c in cols])
+    estimates = backend.denoise(queries, alpha, sigma).view(len(rows), len(cols), channels, p, p)
+    window = gaussian_window(p, rho)
+    numerator, coverage = torch.zeros_like(x), torch.zeros(height, width)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            numerator[:, r:r + p, c:c + p] += window * estimates[i, j]
+            coverage[r:r + p, c:c + p] += window
+    return numerator / coverage
+
+
 @pytest.mark.parametrize("stride", [1, 2, 3])
 @pytest.mark.parametrize("rho", [0.2, math.inf])
-def test_streamed_bands_equal_the_whole_image_fold(stride, rho, logit_rounding):
-    source, x = image(seed=1), image(h=37, w=29, seed=2)
+def test_streamed_bands_equal_the_whole_image_fold_to_the_edges(stride, rho, logit_rounding):
+    # 37 x 30 with P = 5: stride 2 stops one column short of the right edge, stride 3 two rows short of the
+    # bottom and one column short of the right; the denoiser adds patches flush with those edges
+    source, x = image(seed=1), image(h=37, w=30, seed=2)
     denoiser = ImageDenoiser(source, 5, "attention", rho, query_stride=stride)
-    whole = fold_patches(denoiser.backend.denoise(extract_patches(x, 5, stride), 0.7, 0.5), tuple(x.shape), 5, stride, rho)
+    whole = fold_to_the_edges(denoiser.backend, x, 5, stride, rho)
     # SDPA blocks a band's queries differently from the whole image's, which rounds each logit differently.
     largest_logit = 0.7 / 0.5 ** 2 * float(extract_patches(x, 5).abs().sum(1).max() * source.abs().max())
     rounding = logit_rounding(largest_logit, float(source.abs().max()))
     for band_rows in (1, 2, 5, 1000):
         denoiser.band_rows = band_rows
         torch.testing.assert_close(denoiser(x, 0.7, 0.5), whole, atol=rounding, rtol=0)
+
+
+def test_a_query_stride_larger_than_the_patch_is_refused():
+    from sidlite.plan import plan_levels
+
+    with pytest.raises(SidliteError, match="query stride .* from 1 to the patch size 5"):
+        ImageDenoiser(image(), 5, query_stride=6)
+    with pytest.raises(SidliteError, match="lower --query-stride"):
+        plan_levels([(64, 64)], [(64, 64)], 3, 7, query_stride=8)
+    plan_levels([(64, 64)], [(64, 64)], 3, 7, query_stride=7)  # as large as the patch: every pixel covered
 
 
 def test_band_height_follows_the_memory_budget():
