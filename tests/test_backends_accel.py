@@ -151,6 +151,16 @@ def test_faiss_agrees_with_topk():
     assert torch.allclose(ours.denoise(x, 0.6, 0.3), theirs.denoise(x, 0.6, 0.3), atol=1e-4)
 
 
+def test_faiss_is_planned_and_sampled_like_any_backend():
+    pytest.importorskip("faiss")
+    import sidlite
+
+    image = sidlite.example_image("gravel", 32)
+    model = sidlite.SingleImageModel(image, 5, num_levels=1, backend="faiss:nprobe=4")
+    assert model.plan.levels[0].backend == "faiss"  # the plan asks the backend's estimate
+    assert model.sample(seed=0, steps=2).image.shape == image.shape
+
+
 def test_faiss_trained_index_is_a_good_ann():
     pytest.importorskip("faiss")
     backend = make_backend("faiss", DATA, k=5, nprobe=4, seed=1)

@@ -73,10 +73,9 @@ class FaissBackend(PatchBackend):
         self.index = index
         self.sq_norms = self.patches.sq_norms()
 
-    @torch.no_grad()
     @classmethod
     def estimate(cls, num_patches, dim, num_queries, k: int = 5, nprobe: int = 2, nlist: int | None = None, **_):
-        nlist = nlist or default_nlist(num_patches)
+        nlist = nlist or max(1, math.isqrt(num_patches))  # as built: √N lists, probed flat
         return {"index_bytes": 8 * num_patches * dim + 4 * nlist * dim,
                 "bytes_per_query": 4 * (k * dim + nlist + k),
                 "flops": 2.0 * num_queries * dim * (nlist + nprobe * num_patches / nlist)}
