@@ -187,6 +187,22 @@ def test_region_pyramid_is_the_mask_at_the_finest_level():
     assert levels[0] is hole and levels[1].sum() == 16 and levels[2].sum() == 4
 
 
+def test_the_membrane_fill_reads_only_known_pixels_and_nears_laplaces_solution():
+    from sidlite.apps._shared import smooth_fill
+
+    image = sidlite.example_image("astronaut", 96)
+    hole = sidlite.rectangle_mask((96, 96), 30, 20, 30, 40)
+    converged = smooth_fill(image, hole, iterations=6000)  # plain Jacobi sweeps, run to convergence
+    assert float((smooth_fill(image, hole, iterations=5000) - converged).abs().max()) < 1e-4
+    fast = smooth_fill(image, hole)
+    assert torch.equal(fast[:, ~hole], image[:, ~hole])
+    scribbled = torch.where(hole, -image, image)
+    assert torch.equal(smooth_fill(scribbled, hole), fast)
+    # nearer the converged membrane than as many plain sweeps as the long side (the fill it replaced)
+    error = float((fast - converged).abs().max())
+    assert error < 0.5 * float((smooth_fill(image, hole, iterations=96) - converged).abs().max())
+
+
 def test_inpaint_errors(cat):
     shape = tuple(cat.shape[1:])
     with pytest.raises(SidliteError, match="no pixel to fill"):
