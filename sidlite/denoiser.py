@@ -13,11 +13,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .backends import make_backend
+from .backends import BackendSpec, make_backend
 from .errors import check
 from .patches import axis_coverage, edge_gap, extract_patches, fold_windowed, gaussian_window, patch_grid
 from .patchsets import ImagePatchSet
-from .plan import MAX_BAND_BYTES, check_query_stride
+from .plan import MAX_BAND_BYTES, LevelPlan, check_query_stride
 from .runtime import default_memory_budget, parse_bytes
 
 
@@ -65,6 +65,14 @@ class ImageDenoiser:
         self.memory_budget = parse_bytes(memory_budget) if memory_budget is not None else None
         window = gaussian_window(patch_size, rho, image.dtype, image.device)
         self.window = window.flatten().repeat(self.channels)
+
+    @classmethod
+    def from_plan(cls, level: LevelPlan, image: torch.Tensor, patch_size: int, rho: float,
+                  known: torch.Tensor | None = None) -> "ImageDenoiser":
+        """The denoiser a level plan describes (:mod:`sidlite.plan`): its backend and options, query stride
+        and band height, over the patches of ``image`` (those wholly in ``known``, when given)."""
+        return cls(image, patch_size, BackendSpec(level.backend, level.options), rho, query_stride=level.query_stride,
+                   band_rows=level.band_rows, known=known)
 
     @property
     def num_patches(self) -> int:

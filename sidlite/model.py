@@ -137,9 +137,7 @@ class SingleImageModel:
 
     def _build_level(self, index: int) -> ImageDenoiser:
         """The denoiser of level ``index`` exactly as the plan says."""
-        level = self.plan.levels[index]
-        return ImageDenoiser(self.levels[index], self.patch_size, BackendSpec(level.backend, level.options), self.rho,
-                             query_stride=level.query_stride, band_rows=level.band_rows)
+        return ImageDenoiser.from_plan(self.plan.levels[index], self.levels[index], self.patch_size, self.rho)
 
     @property
     def num_levels(self) -> int:

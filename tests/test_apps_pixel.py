@@ -294,3 +294,16 @@ def test_shifted_estimate_crops_give_the_whole_image_values(direction, num_shift
     whole = sum(m * torch.roll(denoiser(torch.roll(x_t, s, (-2, -1)), 0.7, 0.7), (-s[0], -s[1]), (-2, -1))
                 for s, m in layout) / sum(m for _, m in layout)
     assert torch.allclose(shifted_estimate(denoiser, x_t, 0.7, 0.7, layout), whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("app", ["inpaint", "upscale", "analogy", "palette"])
+def test_every_application_plans_its_levels_under_the_memory_budget(cat, app):
+    hole = sidlite.rectangle_mask(tuple(cat.shape[1:]), 10, 15, 10, 12)
+    run = {"inpaint": lambda **o: sidlite.inpaint(cat, hole, **o),
+           "upscale": lambda **o: sidlite.upscale(cat, 4, **o),
+           "analogy": lambda **o: sidlite.structural_analogy(cat, cat.flip(2), num_levels=2, steps=[2, 2], **o),
+           "palette": lambda **o: sidlite.palette_style(cat, cat.flip(1), steps=4, **o)}[app]
+    with pytest.raises(SidliteError, match="memory budget .* raise --memory-budget"):
+        run(memory_budget="64KB", progress=False, patch_size=5)
+    with pytest.raises(SidliteError, match="query stride"):
+        run(query_stride=9, progress=False, patch_size=5)

@@ -12,9 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from ..codecs import Codec, get_codec
+from ..denoiser import ImageDenoiser, known_patch_grid
 from ..errors import check
 from ..image_io import as_image, load_image
+from ..plan import plan_levels
 from ..pyramid import resize
+from ..runtime import resolve_device
 
 
 def space_of(codec: Codec) -> str:
@@ -95,6 +98,26 @@ def region_pyramid(region: torch.Tensor, shapes: list[tuple[int, int]]) -> list[
     for shape in shapes:
         levels.append(region if tuple(shape) == tuple(region.shape) else resize(fraction, tuple(shape))[0] > 0.5)
     return levels
+
+
+def planned_denoisers(datasets: list[torch.Tensor], output_shapes: list[tuple[int, int]], config,
+                      known: list[torch.Tensor] | None = None, shared_index: bool = False) -> list[ImageDenoiser]:
+    """One denoiser per output level, as :func:`sidlite.plan.plan_levels` decides under ``config``'s memory
+    budget and query stride (backend and options, stride, band height); a size that cannot fit is refused
+    in one line before any index is built. ``datasets[i]`` is level i's dataset image (its patches wholly
+    in ``known[i]``, when given); all levels' indexes are held at once, or with ``shared_index`` one index
+    (``datasets`` then repeats one image) serves every level, planned for the finest."""
+    patch_size = config.patch_size
+    known = known or [None] * len(datasets)
+    counts = None if known[0] is None else [int(known_patch_grid(k, patch_size).sum()) for k in known]
+    plan = plan_levels([tuple(d.shape[-2:]) for d in datasets], [tuple(s) for s in output_shapes], datasets[0].shape[0],
+                       patch_size, config.backend, device=resolve_device(config.device),
+                       memory_budget=config.memory_budget, query_stride=config.query_stride,
+                       dataset_patches=counts, keep_levels=not shared_index).check()
+    if shared_index:
+        return [ImageDenoiser.from_plan(plan.levels[0], datasets[0], patch_size, config.rho)] * len(datasets)
+    return [ImageDenoiser.from_plan(level, d, patch_size, config.rho, known=k)
+            for level, d, k in zip(plan.levels, datasets, known)]
 
 
 def smooth_fill(image: torch.Tensor, region: torch.Tensor, iterations: int | None = None) -> torch.Tensor:

@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 
 from ..config import SamplingConfig, configure
-from ..denoiser import ImageDenoiser
 from ..errors import check
 from ..image_io import as_image
 from ..pyramid import build_pyramid, pyramid_shapes, resize
 from ..runtime import make_generator, resolve_device
 from ..sampler import Hooks, invert, sample_pyramid
 from ..schedule import Schedule
+from ._shared import planned_denoisers
 
 
 class _StartFromInversion(Hooks):
@@ -70,8 +70,8 @@ def structural_analogy(structure, style, *, noise_level: float | None = 0.5, out
                                         f"size or a larger output_short_side")
     style_levels = build_pyramid(style, style_shapes)
     structure_coarsest = build_pyramid(structure, shapes)[-1]
-    denoisers = [ImageDenoiser(level, patch_size, config.backend, config.rho) for level in style_levels]
-    own = ImageDenoiser(structure_coarsest, patch_size, config.backend, config.rho)
+    # the style's levels, and the structure's coarsest level that the inversion denoises with its own patches
+    *denoisers, own = planned_denoisers(style_levels + [structure_coarsest], shapes + [shapes[-1]], config)
     schedules = [Schedule.flow_linear(s, config.sigma_min) for s in per_level]
     coarse = schedules[-1]
     stop = coarse.index_for_noise_level(noise_level)

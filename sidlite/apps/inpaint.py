@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from ..config import SamplingConfig, configure
-from ..denoiser import ImageDenoiser, known_patch_grid
+from ..denoiser import known_patch_grid
 from ..errors import SidliteError, check
 from ..image_io import as_image, save_image
 from ..model import default_min_short_side
@@ -30,7 +30,7 @@ from ..pyramid import auto_num_levels, build_pyramid, pyramid_shapes
 from ..runtime import make_generator, resolve_device
 from ..sampler import Hooks, sample_pyramid
 from ..schedule import Schedule
-from ._shared import as_mask, demo_image, rectangle_mask, region_pyramid, smooth_fill
+from ._shared import as_mask, demo_image, planned_denoisers, rectangle_mask, region_pyramid, smooth_fill
 
 
 class KnownPixels(Hooks):
@@ -86,7 +86,7 @@ def inpaint(image, mask, *, config: SamplingConfig | None = None, **settings) ->
                                          config.min_side())
     known = [k.to(device) for k in known]
     levels = build_pyramid(smooth_fill(image, hole), shapes)
-    denoisers = [ImageDenoiser(level, patch_size, config.backend, config.rho, known=k) for level, k in zip(levels, known)]
+    denoisers = planned_denoisers(levels, shapes, config, known)
     schedules = [Schedule.flow_linear(s, config.sigma_min) for s in config.steps_per_level(len(shapes))]
     result = sample_pyramid(denoisers, shapes, schedules, eta=config.eta, generator=make_generator(config.seed, device),
                             hooks=KnownPixels(levels, known), progress=config.progress, device=device, dtype=image.dtype)

@@ -12,13 +12,13 @@ from pathlib import Path
 import torch
 
 from ..config import SamplingConfig, configure
-from ..denoiser import ImageDenoiser
 from ..errors import check
 from ..guidance import Guidance, Objective, PaletteObjective, PatchStatsObjective
 from ..image_io import as_image
 from ..runtime import make_generator, resolve_device
 from ..sampler import Hooks, invert, sample_pyramid
 from ..schedule import Schedule
+from ._shared import planned_denoisers
 
 
 class _GuidedFromInversion(Hooks):
@@ -60,7 +60,7 @@ def stylize(image, objective: Objective | None = None, *, prompt: str | None = N
         model, tokenizer = load_clip(clip_model or DEFAULT_CLIP, device, allow_download)
         objective = ClipObjective(model, tokenizer, prompt, num_views=num_views, seed=seed)
     guidance = Guidance(objective, strength, momentum, fill_factor, iters)
-    denoiser = ImageDenoiser(image, config.patch_size, config.backend, config.rho)
+    denoiser, = planned_denoisers([image], [tuple(image.shape[-2:])], config)
     schedule = Schedule.flow_linear(steps, config.sigma_min)
     stop = schedule.index_for_noise_level(noise_level)
     generator = make_generator(seed, device)

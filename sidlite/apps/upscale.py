@@ -18,7 +18,6 @@ import math
 
 import torch
 
-from ..denoiser import ImageDenoiser
 from ..config import SamplingConfig, configure
 from ..errors import check
 from ..image_io import as_image, save_image
@@ -26,7 +25,7 @@ from ..pyramid import resize
 from ..runtime import make_generator, resolve_device
 from ..sampler import Hooks, sample_pyramid
 from ..schedule import Schedule
-from ._shared import demo_image
+from ._shared import demo_image, planned_denoisers
 
 
 def upscale_shapes(size: tuple[int, int], factor: float) -> list[tuple[int, int]]:
@@ -90,8 +89,7 @@ def upscale(image, factor: float = 2.0, *, noise_level: float | None = 0.5, cons
     check(min(image.shape[-2:]) >= patch_size, f"the {image.shape[1]}x{image.shape[2]} image is smaller than the "
                                                f"{patch_size}x{patch_size} patch; use a smaller --patch-size")
     shapes = upscale_shapes(tuple(image.shape[-2:]), factor)
-    denoiser = ImageDenoiser(image, patch_size, config.backend, config.rho)
-    denoisers = [denoiser] * (len(shapes) - 1) + [None]
+    denoisers = planned_denoisers([image] * (len(shapes) - 1), shapes[:-1], config, shared_index=True) + [None]
     hooks = FromInput(image, len(shapes) - 1, noise_level, consistency)
     schedules = [Schedule.flow_linear(s, config.sigma_min) for s in config.steps_per_level(len(shapes))]
     return sample_pyramid(denoisers, shapes, schedules, eta=config.eta, generator=make_generator(config.seed, device),
