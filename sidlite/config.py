@@ -9,13 +9,14 @@ values come from :data:`sidlite.presets.PRESETS`, one table per application and 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from .backends import BackendSpec, parse_backend
-from .errors import check
-from .runtime import parse_bytes
+from .errors import SidliteError, check
+from .runtime import check_seed, parse_bytes
 
 
 @dataclass(frozen=True)
@@ -39,17 +40,17 @@ class SamplingConfig:
     batch_size: int = 1  # samples run through each step together (one index, larger products)
 
     def __post_init__(self):
-        check(isinstance(self.patch_size, int) and self.patch_size >= 1,
+        check(isinstance(self.patch_size, int) and not isinstance(self.patch_size, bool) and self.patch_size >= 1,
               f"patch size must be a positive integer, got {self.patch_size!r}")
         check(self.num_levels == "auto" or (isinstance(self.num_levels, int) and self.num_levels >= 1),
               f"num_levels must be 'auto' or an integer >= 1, got {self.num_levels!r}")
         check(isinstance(self.rho, (int, float)) and self.rho > 0, f"rho must be positive (inf for a plain average), got {self.rho!r}")
-        steps = (self.steps,) if isinstance(self.steps, int) else tuple(self.steps)
-        check(len(steps) >= 1 and all(isinstance(s, int) and s >= 1 for s in steps),
+        steps = tuple(self.steps) if isinstance(self.steps, (list, tuple)) else (self.steps,)
+        check(len(steps) >= 1 and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in steps),
               f"steps must be an integer >= 1 (or one per level), got {self.steps!r}")
         check(0 < self.sigma_min < 1, f"sigma_min must lie in (0, 1), got {self.sigma_min!r}")
         check(isinstance(self.eta, (int, float)) and 0.0 <= self.eta <= 1.0, f"eta must lie in [0, 1], got {self.eta!r}")
-        check(isinstance(self.seed, int), f"seed must be a whole number, got {self.seed!r}")
+        check_seed(self.seed)
         check(self.query_stride == "auto" or (isinstance(self.query_stride, int) and self.query_stride >= 1),
               f"query stride must be 'auto' or a whole number >= 1, got {self.query_stride!r}")
         check(isinstance(self.batch_size, int) and self.batch_size >= 1,
@@ -77,13 +78,21 @@ class SamplingConfig:
         changes = {k: v for k, v in settings.items() if k in fields}
         options = {k: v for k, v in settings.items() if k not in fields}
         if options:
-            changes["backend"] = parse_backend(changes.get("backend", self.backend), **options)
+            try:
+                changes["backend"] = parse_backend(changes.get("backend", self.backend), **options)
+            except SidliteError:
+                for key in options:  # a misspelt setting reads better as such than as a backend option
+                    near = difflib.get_close_matches(key, fields, n=1, cutoff=0.75)
+                    if near:
+                        raise SidliteError(f"unknown setting {key!r}; did you mean {near[0]!r}?") from None
+                raise
         return dataclasses.replace(self, **changes) if changes else self
 
     def steps_per_level(self, levels: int) -> list[int]:
         """One step count per level, finest first."""
         per_level = [self.steps] * levels if isinstance(self.steps, int) else list(self.steps)
-        check(len(per_level) == levels, f"steps needs one value per level ({levels}), got {len(per_level)}")
+        check(len(per_level) == levels,
+              f"steps (--steps) takes one value for all levels or one per level ({levels}), got {len(per_level)}")
         return per_level
 
 

@@ -56,4 +56,4 @@ def example_image(name: str = "chelsea", max_side: int | None = None) -> torch.T
         image = as_image(_procedural(name))
     else:
         raise SidliteError(f"unknown example image {name!r}; choose one of: {', '.join(example_names())}")
-    return shrink_to(image, max_side) if max_side else image
+    return image if max_side is None else shrink_to(image, max_side)

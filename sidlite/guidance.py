@@ -16,6 +16,8 @@ objective, which needs downloaded weights, is in :mod:`sidlite.clip`.
 """
 from __future__ import annotations
 
+import math
+
 from typing import Callable
 
 import torch
@@ -74,7 +76,8 @@ class Guidance:
 
     def __init__(self, objective: Objective, strength: float = 1.0, momentum: float = 0.1,
                  fill_factor: float = 0.5, iters: int = 1):
-        check(strength >= 0, f"guidance strength must be >= 0, got {strength}")
+        check(0 <= strength < math.inf, f"guidance strength must be finite and >= 0, got {strength}")
+        check(callable(objective), f"an objective is a callable score of an image, got {objective!r}; give text as prompt=...")
         check(0.0 <= momentum <= 1.0, f"momentum must lie in [0, 1], got {momentum}")
         check(0.0 < fill_factor <= 1.0, f"fill_factor must lie in (0, 1], got {fill_factor}")
         check(isinstance(iters, int) and iters >= 1, f"iters must be an integer >= 1, got {iters}")

@@ -100,7 +100,7 @@ def load_image(path, max_side: int | None = None) -> torch.Tensor:
                 image = _unit_to_tensor(_pil_to_unit(handle))
     except (UnidentifiedImageError, OSError) as error:
         raise SidliteError(f"cannot read {path} as an image ({error}); use a PNG or JPEG file") from None
-    return shrink_to(image, max_side) if max_side else image
+    return image if max_side is None else shrink_to(image, max_side)
 
 
 def shrink_to(image: torch.Tensor, max_side: int) -> torch.Tensor:
@@ -119,7 +119,8 @@ def shrink_to(image: torch.Tensor, max_side: int) -> torch.Tensor:
 def as_image(source) -> torch.Tensor:
     """A (C, H, W) float tensor in [-1, 1] from a path, a PIL image, an (H, W[, C]) array or a tensor.
 
-    Tensors are taken as already in [-1, 1] (a leading batch dimension of 1 is dropped).
+    Float tensors are taken as already in [-1, 1] (a leading batch dimension of 1 is dropped); integer
+    tensors are refused, since 0-255 and [-1, 1] data would both pass (an 8-bit array is read as 0-255).
     """
     if isinstance(source, (str, Path)):
         return load_image(source)
@@ -131,8 +132,10 @@ def as_image(source) -> torch.Tensor:
         if source.dim() == 4 and source.shape[0] == 1:
             source = source[0]
         check(source.dim() == 3, f"expected a (C, H, W) tensor, got shape {tuple(source.shape)}")
+        check(source.is_floating_point(), f"an image tensor is float in [-1, 1], got {source.dtype}; convert 8-bit "
+                                          f"data with x / 127.5 - 1, or pass it as an (H, W, C) numpy array")
         check(bool(torch.isfinite(source).all()), "the image tensor contains NaN or infinite values")
-        return source.float() if not source.is_floating_point() else source
+        return source
     raise SidliteError(f"cannot use a {type(source).__name__} as an image; pass a path, array, PIL image or tensor")
 
 

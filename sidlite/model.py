@@ -12,7 +12,7 @@ from .errors import check
 from .image_io import as_image
 from .plan import Plan, plan_levels
 from .pyramid import auto_num_levels, build_pyramid, pyramid_shapes
-from .runtime import make_generator, resolve_device
+from .runtime import check_seed, make_generator, resolve_device
 from .sampler import Hooks, SampleResult, sample_pyramid
 from .schedule import Schedule
 
@@ -28,7 +28,8 @@ MAX_SIDE = 2 ** 31 - 1
 def _check_size(size: Sequence[int] | None) -> tuple[int, int] | None:
     if size is None:
         return None
-    check(len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size),
+    check(isinstance(size, (list, tuple)) and len(size) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size),
           f"an output size is two positive integers (height, width), got {size}")
     check(max(size) <= MAX_SIDE, f"an output side is at most {MAX_SIDE:,} pixels, got {size[0]}x{size[1]}")
     return int(size[0]), int(size[1])
@@ -164,6 +165,7 @@ class SingleImageModel:
         steps, sigma_min = (c.steps if steps is None else steps), (c.sigma_min if sigma_min is None else sigma_min)
         progress = c.progress if progress is None else progress
         check(isinstance(batch, int) and batch >= 1, f"batch must be a whole number >= 1, got {batch!r}")
+        check_seed(seed + batch - 1 if isinstance(seed, int) else seed)  # the batch's last seed too
         if batch > 1:
             check(generator is None, "a batch draws from one generator per seed; pass seed=, not generator=")
             self.plan_batch(batch)

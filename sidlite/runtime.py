@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import os
 import sys
 from functools import lru_cache
 
 import torch
 
-from .errors import SidliteError
+from .errors import SidliteError, check
 
 DEVICES = ("cpu", "cuda")
 
@@ -24,6 +25,7 @@ def resolve_device(device: str | torch.device | None = "cpu") -> torch.device:
     """A torch device from 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when present), with a clear error."""
     if isinstance(device, torch.device):
         device = str(device)
+    check(device is None or isinstance(device, str), f"a device is 'cpu', 'cuda' or 'auto', got {device!r}")
     name = (device or "cpu").lower()
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -37,9 +39,16 @@ def resolve_device(device: str | torch.device | None = "cpu") -> torch.device:
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A seeded ``torch.Generator`` on ``device``: every random draw in sidlite goes through one."""
+    check_seed(seed)
     generator = torch.Generator(device=torch.device(device))
     generator.manual_seed(int(seed))
     return generator
+
+
+def check_seed(seed) -> None:
+    """A seed is a whole number from 0 to 2⁶³ − 1 (what a torch generator takes)."""
+    check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2 ** 63,
+          f"a seed is a whole number from 0 to 2^63 - 1, got {seed!r}")
 
 
 def normal_noise(shape, generator=None, dtype=torch.float32, device="cpu") -> torch.Tensor:
@@ -99,6 +108,8 @@ def parse_bytes(value: str | int | float) -> int:
             raise SidliteError(f"cannot read {value!r} as a memory size; write e.g. 8GB or 512MB") from None
         if unit not in _UNITS:
             raise SidliteError(f"unknown memory unit in {value!r}; use B, KB, MB, GB or TB")
+    if not math.isfinite(amount) or amount * _UNITS[unit] > 2 ** 62:
+        raise SidliteError(f"cannot read {value!r} as a memory size; write e.g. 8GB or 512MB")
     size = int(amount * _UNITS[unit])
     if size <= 0:
         raise SidliteError(f"a memory budget must be positive, got {value!r}")

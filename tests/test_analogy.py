@@ -82,7 +82,7 @@ def test_same_seed_same_image_and_short_side_option(pair, analogy):
 @pytest.mark.parametrize("kwargs,message", [
     ({"patch_size": 21}, "smaller than the"),
     ({"noise_level": 0.0}, "noise_level"),
-    ({"steps": (5, 5)}, "one value per level"),
+    ({"steps": (5, 5)}, "one per level"),
     ({"eta": 2.0}, "eta"),
 ])
 def test_bad_settings_raise(pair, kwargs, message):

@@ -57,6 +57,10 @@ def test_a_large_latent_output_without_a_preset_hints_at_the_gigapixel_one(tmp_p
     (["example:dots", "--device", "quantum"], "unknown device"),
     (["example:dots", "--max-side", "10"], "smaller than the"),
     (["example:nothing"], "unknown example"),
+    (["example:dots", "--seed", "99999999999999999999"], "seed"),
+    (["example:dots", "--memory-budget", "nanGB"], "memory size"),
+    (["example:dots", "--memory-budget", "infGB"], "memory size"),
+    (["example:dots", "--query-stride", "16"], "query stride"),
 ])
 def test_user_errors_are_one_line(tmp_path, capsys, args, message):
     code = main(["generate", *args, "-o", str(tmp_path / "o.png"), "--quiet"])
@@ -70,3 +74,20 @@ def test_module_entry_point_and_help():
     bad = subprocess.run([sys.executable, "-m", "sidlite", "generate", "x.png", "-o", "y.png", "--size", "0", "5"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_an_output_path_through_a_file_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "taken.png").write_bytes(b"not a folder")
+    for argv in (["generate", "example:dots", "-o", str(tmp_path / "taken.png" / "o.png"), "--quiet"],
+                 ["demo", "--quick", "--output", str(tmp_path / "taken.png")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "is a file, not a folder" in err and "Traceback" not in err
+    assert (tmp_path / "taken.png").read_bytes() == b"not a folder"
+
+
+def test_analogy_with_other_levels_than_the_presets_runs(tmp_path):
+    base = ["analogy", "example:dots", "example:gravel", "--max-side", "48", "--patch-size", "5", "--quiet"]
+    assert main(base + ["--levels", "2", "-o", str(tmp_path / "a.png")]) == 0  # the preset's steps, fitted
+    assert main(base + ["--levels", "2", "--steps", "3", "-o", str(tmp_path / "b.png")]) == 0
+    assert main(base + ["--levels", "2", "--steps", "3", "3", "3", "-o", str(tmp_path / "c.png")]) == 2

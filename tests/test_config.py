@@ -51,7 +51,9 @@ def test_every_preset_is_listed_by_name():
 @pytest.mark.parametrize("changes,message", [
     (dict(eta=1.5), "eta"), (dict(steps=0), "steps"), (dict(patch_size=0), "patch size"),
     (dict(min_short_side="2Q"), "min_short_side"), (dict(memory_budget="lots"), "memory size"),
-    (dict(num_levels="deep"), "num_levels"), (dict(backend="warp"), "unknown backend")])
+    (dict(num_levels="deep"), "num_levels"), (dict(backend="warp"), "unknown backend"),
+    (dict(steps=2.5), "steps"), (dict(patch_size=True), "patch size"), (dict(seed=2 ** 70), "seed"),
+    (dict(seed="x"), "seed"), (dict(memory_budget=float("nan")), "memory size")])
 def test_bad_settings_are_one_clear_error(changes, message):
     with pytest.raises(SidliteError, match=message):
         SamplingConfig(**changes)
@@ -62,8 +64,8 @@ def test_settings_split_into_fields_and_backend_options():
     assert config.steps == 3 and isinstance(config.backend, BackendSpec)
     assert config.backend.name == "topk" and config.backend.options == {"nprobe": 4}
     assert preset("generate").steps == 10  # presets are not changed in place
-    with pytest.raises(SidliteError, match="no option 'stepz'"):
-        preset("generate").updated(stepz=3)
+    with pytest.raises(SidliteError, match="no option 'probes'"):  # near no setting: named as a backend option
+        preset("generate").updated(probes=3)
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +98,9 @@ def test_cli_lists_presets_and_starts_from_one(tmp_path, capsys):
     assert printed.count("\n") == 4 + 3  # four levels (Table 1's fixed depth), header, rule, footer
     assert main(["generate", "example:dots", "-o", str(out), "--preset", "nope", "--plan"]) == 2
     assert "choose one of" in capsys.readouterr().err
+
+
+def test_a_misspelt_setting_is_named_as_one():
+    with pytest.raises(SidliteError, match="unknown setting 'stpes'; did you mean 'steps'"):
+        SamplingConfig().updated(stpes=3)
+    assert SamplingConfig().updated(nprobe=4).backend.options == {"nprobe": 4}  # a backend option still is one

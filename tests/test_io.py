@@ -68,6 +68,15 @@ def test_eight_bits_are_made_in_blocks_of_rows_with_the_same_values(monkeypatch,
     assert np.array_equal(blocks, whole[..., 0] if channels == 1 else whole)
 
 
+def test_integer_tensors_are_refused_as_ambiguous():
+    with pytest.raises(SidliteError, match="x / 127.5 - 1"):
+        as_image(torch.zeros(3, 8, 8, dtype=torch.uint8))
+    with pytest.raises(SidliteError, match="device"):
+        sidlite.SingleImageModel(torch.zeros(3, 16, 16), 5, device=7)
+    with pytest.raises(SidliteError, match="two positive integers"):
+        sidlite.SingleImageModel(torch.zeros(3, 16, 16), 5, output_size=32)
+
+
 def test_missing_unreadable_and_wrong_inputs(tmp_path):
     with pytest.raises(SidliteError, match="not found"):
         load_image(tmp_path / "nope.png")

@@ -53,10 +53,14 @@ def structural_analogy(structure, style, *, noise_level: float | None = 0.5, out
     the :class:`SampleResult` (every level's result) instead of the image.
     """
     config = configure("analogy", "pixels", config, settings)
-    patch_size, num_levels, eta = config.patch_size, config.num_levels, config.eta
+    num_levels = config.num_levels
+    check(isinstance(num_levels, int), f"structural analogy needs a whole number of levels, got {num_levels!r}")
+    if not isinstance(config.steps, int) and len(config.steps) != num_levels and "steps" not in settings:
+        # other levels than the preset's: its finest levels' count on every finer level, its coarsest's last
+        config = config.updated(steps=(config.steps[0],) * (num_levels - 1) + (config.steps[-1],))
+    patch_size, eta = config.patch_size, config.eta
     device = resolve_device(config.device)
     structure, style = as_image(structure).to(device), as_image(style).to(device)
-    check(isinstance(num_levels, int), f"structural analogy needs a whole number of levels, got {num_levels!r}")
     check(noise_level is None or 0 < noise_level <= 1, f"noise_level must lie in (0, 1] (or None), got {noise_level}")
     per_level = config.steps_per_level(num_levels)
     short = output_short_side or min(style.shape[-2:])

@@ -81,7 +81,7 @@ def upscale(image, factor: float = 2.0, *, noise_level: float | None = 0.5, cons
     """
     config = configure("upscale", "pixels", config, settings)
     patch_size = config.patch_size
-    check(factor > 1, f"the upscaling factor must be larger than 1, got {factor}")
+    check(1 < factor < math.inf, f"the upscaling factor must be larger than 1 and finite, got {factor}")
     check(noise_level is None or 0 < noise_level <= 1, f"noise_level must lie in (0, 1] or be None, got {noise_level}")
     check(isinstance(consistency, int) and consistency >= 0, f"consistency must be a whole number >= 0, got {consistency}")
     device = resolve_device(config.device)

@@ -109,11 +109,21 @@ def read_input(args) -> "torch.Tensor":
     return load_image(source, args.max_side)
 
 
+def check_folder_path(folder: Path) -> None:
+    """Refuse, before any work, a folder path that runs through a file (it could never be created)."""
+    for part in (folder, *folder.parents):
+        if part.exists():
+            where = "" if part == folder else f", so {folder} cannot be one"
+            check(part.is_dir(), f"{part} is a file, not a folder{where}; choose another output path")
+            return
+
+
 def output_paths(output: str, count: int, overwrite: bool) -> list[Path]:
     """Where ``count`` outputs go; refuses (before any work) to replace existing files."""
     path = Path(output)
     check(path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"),
           f"output {output!r} needs an image extension such as .png or .jpg")
+    check_folder_path(path.parent)
     paths = [path] if count == 1 else [path.with_name(f"{path.stem}_{i:03d}{path.suffix}") for i in range(count)]
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:

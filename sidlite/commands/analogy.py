@@ -4,8 +4,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from ..apps.analogy import structural_analogy
-from ..config import configure
-from ..errors import check
 from ._common import add_output, add_sampling, noise_level, output_paths, positive_int, read_input, sampling_settings, save_all
 
 
@@ -34,9 +32,6 @@ def run(args) -> None:
     settings = sampling_settings(args)
     if args.levels is not None:
         settings["num_levels"] = args.levels
-    config = configure("analogy", "pixels", settings.pop("config", None), settings)
-    check(isinstance(config.steps, int) or len(config.steps) == config.num_levels,
-          f"--steps takes one value or one per level ({config.num_levels}), got {len(config.steps)}")
     out = structural_analogy(structure, style, noise_level=args.noise_level, output_short_side=args.short_side,
-                             config=config)
+                             **settings)
     save_all([out], paths, args.overwrite)

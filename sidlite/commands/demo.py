@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import SidliteError
+from ._common import check_folder_path, positive_int
 
 
 @dataclass
@@ -35,7 +36,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="lecture-size samples and every application, with an HTML gallery")
     parser.add_argument("--output", default="outputs/demo", help="output folder (default outputs/demo)")
     parser.add_argument("--image", default="chelsea", help="bundled image for the unconditional samples (default chelsea)")
-    parser.add_argument("--max-side", type=int, default=256, help="long side of that input in pixels (default 256)")
+    parser.add_argument("--max-side", type=positive_int, default=256, help="long side of that input in pixels (default 256)")
     parser.add_argument("--samples", type=int, default=3, help="unconditional samples (default 3)")
     parser.add_argument("--quick", action="store_true", help="small inputs everywhere: the same code in seconds (tests)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier demo in the same folder")
@@ -254,6 +255,7 @@ def write_gallery(folder: Path, entries: list[Entry], total_seconds: float) -> P
 
 def run(args) -> None:
     folder = Path(args.output)
+    check_folder_path(folder)
     if folder.exists() and any(folder.iterdir()) and not args.overwrite:
         raise SidliteError(f"{folder} already holds files; pass --overwrite or choose another --output")
     folder.mkdir(parents=True, exist_ok=True)
