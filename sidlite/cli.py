@@ -6,10 +6,11 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 
 import torch
 
-from . import commands
+from . import __version__, commands
 from .errors import SidliteError
 from .runtime import reuse_freed_memory
 
@@ -17,6 +18,7 @@ from .runtime import reuse_freed_memory
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sidlite", description="Training-free single-image diffusion: "
                                      "new images from one image, with no network and no training.")
+    parser.add_argument("--version", action="version", version=f"sidlite {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")):
         importlib.import_module(f"{commands.__name__}.{module}").register(subparsers)
@@ -38,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        args.run(args)
+        with warnings.catch_warnings():  # a warning is one line, without the source line that raised it
+            warnings.showwarning = lambda message, *_, **__: print(f"sidlite: note: {message}", file=sys.stderr)
+            args.run(args)
     except SidliteError as error:
         print(f"sidlite: error: {error}", file=sys.stderr)
         return 2

@@ -96,8 +96,11 @@ class SingleImageModel:
         auto = num_levels == "auto"
         if auto:
             short = min(min(reference), min(output))
-            check(short >= patch_size, f"the image ({reference[0]}x{reference[1]}) or output size is smaller "
-                                       f"than the {patch_size}x{patch_size} patch; use a smaller --patch-size")
+            check(min(reference) >= patch_size, f"the image ({reference[0]}x{reference[1]}) is smaller than the "
+                                                f"{patch_size}x{patch_size} patch; use a smaller --patch-size")
+            check(min(output) >= patch_size, f"the output ({output[0]}x{output[1]}; latent cells, in a latent) is smaller "
+                                             f"than the {patch_size}x{patch_size} patch; use a larger --size or a smaller "
+                                             f"--patch-size")
             num_levels = auto_num_levels(short, min(m, short))
         check(isinstance(num_levels, int) and num_levels >= 1, f"num_levels must be 'auto' or an integer >= 1, got {num_levels!r}")
         floor = m if (explicit_floor or auto) else None

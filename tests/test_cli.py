@@ -2,7 +2,9 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from sidlite.cli import main
 
@@ -91,3 +93,26 @@ def test_analogy_with_other_levels_than_the_presets_runs(tmp_path):
     assert main(base + ["--levels", "2", "-o", str(tmp_path / "a.png")]) == 0  # the preset's steps, fitted
     assert main(base + ["--levels", "2", "--steps", "3", "-o", str(tmp_path / "b.png")]) == 0
     assert main(base + ["--levels", "2", "--steps", "3", "3", "3", "-o", str(tmp_path / "c.png")]) == 2
+
+
+def test_version_notes_and_plan_only_runs(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("sidlite ")
+    rgba = np.zeros((24, 24, 4), np.uint8) + 128
+    rgba[..., 3] = 100
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    out = tmp_path / "o.png"
+    assert main(["generate", str(tmp_path / "rgba.png"), "-o", str(out), "--patch-size", "5", "--steps", "2", "--quiet"]) == 0
+    assert capsys.readouterr().err == "sidlite: note: the image has transparency; it was composited over white\n"
+    assert main(["generate", "example:dots", "-o", str(out), "--plan"]) == 0  # plans only: the existing file is no matter
+    assert "planned peak" in capsys.readouterr().out
+    assert main(["generate", "example:dots", "-o", str(tmp_path / "p.png"), "--backend", "topk:k=5,k=6"]) == 2
+    assert "given twice" in capsys.readouterr().err
+
+
+def test_edit_takes_examples_and_refuses_a_stray_at(tmp_path, capsys):
+    base = ["edit", "example:astronaut", "--max-side", "48", "--patch-size", "5", "--steps", "2", "--quiet"]
+    assert main(base + ["--paste", "example:gravel", "--at", "4", "4", "-o", str(tmp_path / "a.png")]) == 0
+    assert main(base + ["--edited", "example:astronaut", "--at", "4", "4", "-o", str(tmp_path / "b.png")]) == 2
+    assert "--at places a --paste piece" in capsys.readouterr().err

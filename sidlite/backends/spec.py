@@ -70,6 +70,7 @@ class BackendSpec:
             for item in filter(None, (part.strip() for part in rest.split(","))):
                 key, eq, value = item.partition("=")
                 check(bool(eq) and key.strip(), f"backend option {item!r} in {spec!r} is not key=value")
+                check(key.strip() not in options, f"backend option {key.strip()!r} is given twice in {spec!r}")
                 options[key.strip()] = value.strip()
         check(name == "auto" or name in registry,
               f"unknown backend {name!r}; choose auto or one of: {', '.join(registry)}")

@@ -1,9 +1,10 @@
 """``sidlite edit``: harmonize a pasted or painted edit with the image's own patches."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from ..apps.edit import edit, paste
 from ..errors import check
-from ..image_io import load_image
 from ._common import add_input, add_output, add_sampling, noise_level, output_paths, read_input, sampling_settings, save_all
 
 
@@ -29,12 +30,11 @@ def register(subparsers) -> None:
 
 def run(args) -> None:
     check(not args.paste or args.at is not None, "--paste needs --at ROW COL, the top-left corner of the piece")
+    check(args.paste or args.at is None, "--at places a --paste piece; an --edited copy is already in place")
     paths = output_paths(args.output, 1, args.overwrite)
     image = read_input(args)
-    if args.paste:
-        edited, mask = paste(image, load_image(args.paste), *args.at)
-    else:
-        edited, mask = load_image(args.edited), None
+    piece = read_input(SimpleNamespace(input=args.paste or args.edited, max_side=None))  # a file or example:NAME
+    edited, mask = paste(image, piece, *args.at) if args.paste else (piece, None)
     result = edit(image, edited, args.mask or mask, start_level=args.start_level, noise_level=args.noise_level,
                   keep_outside=not args.no_keep_outside, **sampling_settings(args))
     save_all([result], paths, args.overwrite)

@@ -33,7 +33,7 @@ HINT_AREA = 4
 
 
 def run(args) -> None:
-    paths = output_paths(args.output, args.samples, args.overwrite)
+    paths = None if args.plan else output_paths(args.output, args.samples, args.overwrite)  # --plan writes nothing
     image = read_input(args)
     codec, model = generation_model(image, args.size, latent=args.latent, keep_levels=args.samples > 1,
                                     **sampling_settings(args))
