@@ -162,6 +162,8 @@ def to_display(image: torch.Tensor) -> np.ndarray:
 
 def save_image(image: torch.Tensor, path, overwrite: bool = False) -> Path:
     """Write a [-1, 1] (C, H, W) tensor as an 8-bit image; refuse to replace a file unless ``overwrite``."""
+    shape = tuple(image.shape[1:] if image.dim() == 4 and image.shape[0] == 1 else image.shape)
+    check(len(shape) == 3 and shape[0] in (1, 3), f"an image to save is (C, H, W) with 1 or 3 channels, got {shape}")
     refuse_overwrite(path, overwrite)
     return save_array(to_uint8(image), path, overwrite)
 

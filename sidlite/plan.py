@@ -130,7 +130,8 @@ class Plan:
                 raise SidliteError(
                     f"level {level.level} ({level.output_shape[0]}x{level.output_shape[1]}) needs "
                     f"{format_bytes(fixed + level.band_bytes)} (images {format_bytes(level.image_bytes)}, index "
-                    f"{format_bytes(level.index_bytes)}) but the memory budget is {format_bytes(self.budget)}; "
+                    f"{format_bytes(level.index_bytes)}, a band of one grid row {format_bytes(level.band_bytes)}) "
+                    f"but the memory budget is {format_bytes(self.budget)}; "
                     f"raise --memory-budget, or lower --size, --max-side or use --query-stride 2")
         return self
 

@@ -75,6 +75,9 @@ def test_integer_tensors_are_refused_as_ambiguous():
         sidlite.SingleImageModel(torch.zeros(3, 16, 16), 5, device=7)
     with pytest.raises(SidliteError, match="two positive integers"):
         sidlite.SingleImageModel(torch.zeros(3, 16, 16), 5, output_size=32)
+    for shape in ((16, 16), (5, 16, 16)):
+        with pytest.raises(SidliteError, match="1 or 3 channels"):
+            save_image(torch.zeros(shape), "never-written.png")
 
 
 def test_missing_unreadable_and_wrong_inputs(tmp_path):
