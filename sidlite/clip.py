@@ -59,6 +59,15 @@ def load_clip(model: str = DEFAULT_CLIP, device: str | torch.device = "cpu", all
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=not allow_download)
     except (OSError, ValueError) as error:
         reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        if model.startswith(("/", ".", "~")) and not Path(model).expanduser().exists():
+            raise SidliteError(f"no CLIP model folder {model}; check the path, or give a model id such as "
+                               f"{DEFAULT_CLIP}") from None
+        if source != model or Path(model).expanduser().exists():  # a folder (or file) the user named
+            raise SidliteError(f"{model} holds no CLIP model that transformers can load ({reason}); pass a "
+                               f"folder saved by CLIPModel.save_pretrained, or a model id such as {DEFAULT_CLIP}") from None
+        if allow_download:
+            raise SidliteError(f"CLIP model {model!r} could not be downloaded ({reason}); check the network "
+                               f"and the model id, or pass a local folder") from None
         raise SidliteError(f"CLIP model {model!r} is not available offline ({reason}); fetch it once with "
                            f"`hf download {model}` (or pass a local folder, or allow downloading with "
                            f"--allow-download / allow_download=True)") from None

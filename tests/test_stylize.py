@@ -196,9 +196,13 @@ def test_clip_available_looks_at_folders_and_the_cache(tiny_clip, tmp_path, monk
     assert clip_available("openai/clip-vit-base-patch32")
 
 
-def test_missing_model_is_a_clear_offline_error():
+def test_missing_model_is_a_clear_offline_error(tmp_path):
     with pytest.raises(SidliteError, match="sidlite-test/no-such-clip.*not available offline.*download"):
         load_clip("sidlite-test/no-such-clip")
+    with pytest.raises(SidliteError, match="holds no CLIP model"):
+        load_clip(str(tmp_path))
+    with pytest.raises(SidliteError, match="no CLIP model folder"):
+        load_clip(str(tmp_path / "missing"))
 
 
 def test_clip_objective_gradient_ascent_raises_the_score(tiny_clip, tiny_image):
