@@ -43,7 +43,7 @@ def _how_to_get(repo: str, subfolder: str | None) -> str:
     gated = " (accept its licence on huggingface.co and log in first)" if repo.startswith("black-forest-labs/") else ""
     return (f"on a machine with internet run `huggingface-cli download {repo}{include}`{gated} and copy the "
             f"Hugging Face cache here, or pass the model's local folder as vae:/path/to/folder; "
-            f"sidlite downloads only when asked (allow_download=True)")
+            f"sidlite downloads only when asked (in Python, VAECodec(..., allow_download=True))")
 
 
 def _read_folder_config(folder: Path, subfolder: str | None) -> tuple[dict, str | None]:
