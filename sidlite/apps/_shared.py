@@ -15,7 +15,7 @@ from ..codecs import Codec, get_codec
 from ..denoiser import ImageDenoiser, known_patch_grid
 from ..errors import check
 from ..image_io import as_image, load_image
-from ..plan import plan_levels
+from ..plan import Plan, plan_levels
 from ..pyramid import resize
 from ..runtime import resolve_device
 
@@ -100,24 +100,31 @@ def region_pyramid(region: torch.Tensor, shapes: list[tuple[int, int]]) -> list[
     return levels
 
 
-def planned_denoisers(datasets: list[torch.Tensor], output_shapes: list[tuple[int, int]], config,
-                      known: list[torch.Tensor] | None = None, shared_index: bool = False) -> list[ImageDenoiser]:
-    """One denoiser per output level, as :func:`sidlite.plan.plan_levels` decides under ``config``'s memory
-    budget and query stride (backend and options, stride, band height); a size that cannot fit is refused
-    in one line before any index is built. ``datasets[i]`` is level i's dataset image (its patches wholly
-    in ``known[i]``, when given); all levels' indexes are held at once, or with ``shared_index`` one index
-    (``datasets`` then repeats one image) serves every level, planned for the finest."""
-    patch_size = config.patch_size
-    known = known or [None] * len(datasets)
-    counts = None if known[0] is None else [int(known_patch_grid(k, patch_size).sum()) for k in known]
-    plan = plan_levels([tuple(d.shape[-2:]) for d in datasets], [tuple(s) for s in output_shapes], datasets[0].shape[0],
-                       patch_size, config.backend, device=resolve_device(config.device),
+def app_plan(dataset_shapes: list[tuple[int, int]], output_shapes: list[tuple[int, int]], channels: int, config,
+             known: list[torch.Tensor] | None = None, shared_index: bool = False) -> Plan:
+    """The per-level plan of an application (:func:`sidlite.plan.plan_levels` under ``config``'s memory budget
+    and query stride), checked: a size that cannot fit is refused in one line, before any work. Level i's
+    dataset is the patches of a ``dataset_shapes[i]`` image (those wholly in ``known[i]``, when given); all
+    levels' indexes are held at once, or with ``shared_index`` one index serves every level."""
+    counts = None if known is None else [int(known_patch_grid(k, config.patch_size).sum()) for k in known]
+    return plan_levels([tuple(s) for s in dataset_shapes], [tuple(s) for s in output_shapes], channels,
+                       config.patch_size, config.backend, device=resolve_device(config.device),
                        memory_budget=config.memory_budget, query_stride=config.query_stride,
                        dataset_patches=counts, keep_levels=not shared_index).check()
+
+
+def planned_denoisers(datasets: list[torch.Tensor], output_shapes: list[tuple[int, int]], config,
+                      known: list[torch.Tensor] | None = None, shared_index: bool = False,
+                      plan: Plan | None = None) -> list[ImageDenoiser]:
+    """One denoiser per output level as :func:`app_plan` decides (backend and options, stride, band height),
+    over ``datasets[i]``, level i's dataset image; ``plan``, when the caller made it already. With
+    ``shared_index`` (``datasets`` then repeats one image) one index serves every level, planned for the finest."""
+    plan = plan or app_plan([d.shape[-2:] for d in datasets], output_shapes, datasets[0].shape[0], config, known,
+                            shared_index)
     if shared_index:
-        return [ImageDenoiser.from_plan(plan.levels[0], datasets[0], patch_size, config.rho)] * len(datasets)
-    return [ImageDenoiser.from_plan(level, d, patch_size, config.rho, known=k)
-            for level, d, k in zip(plan.levels, datasets, known)]
+        return [ImageDenoiser.from_plan(plan.levels[0], datasets[0], config.patch_size, config.rho)] * len(datasets)
+    return [ImageDenoiser.from_plan(level, d, config.patch_size, config.rho, known=k)
+            for level, d, k in zip(plan.levels, datasets, known or [None] * len(datasets))]
 
 
 def smooth_fill(image: torch.Tensor, region: torch.Tensor, iterations: int | None = None) -> torch.Tensor:

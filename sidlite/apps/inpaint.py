@@ -30,7 +30,7 @@ from ..pyramid import auto_num_levels, build_pyramid, pyramid_shapes
 from ..runtime import make_generator, resolve_device
 from ..sampler import Hooks, sample_pyramid
 from ..schedule import Schedule
-from ._shared import as_mask, demo_image, planned_denoisers, rectangle_mask, region_pyramid, smooth_fill
+from ._shared import app_plan, as_mask, demo_image, planned_denoisers, rectangle_mask, region_pyramid, smooth_fill
 
 
 class KnownPixels(Hooks):
@@ -85,8 +85,9 @@ def inpaint(image, mask, *, config: SamplingConfig | None = None, **settings) ->
     shapes, known = _levels_with_patches(tuple(image.shape[-2:]), hole, patch_size, config.num_levels,
                                          config.min_side())
     known = [k.to(device) for k in known]
+    plan = app_plan(shapes, shapes, image.shape[0], config, known)  # before the fill: a size too large stops here
     levels = build_pyramid(smooth_fill(image, hole), shapes)
-    denoisers = planned_denoisers(levels, shapes, config, known)
+    denoisers = planned_denoisers(levels, shapes, config, known, plan=plan)
     schedules = [Schedule.flow_linear(s, config.sigma_min) for s in config.steps_per_level(len(shapes))]
     result = sample_pyramid(denoisers, shapes, schedules, eta=config.eta, generator=make_generator(config.seed, device),
                             hooks=KnownPixels(levels, known), progress=config.progress, device=device, dtype=image.dtype)
