@@ -5,7 +5,9 @@ by P − stride rows, the halo), and each band is extracted, denoised, windowed 
 numerator image before the next band starts. The fold's denominator, the overlap-added window, is
 separable (the window is an outer product and the patch grid a product of two 1-D grids), so it is two
 vectors, never a per-patch array. Peak memory is the images themselves plus one band, whatever the
-output size; the result equals the whole-image fold up to float rounding.
+output size; the result equals the whole-image fold up to float rounding. Where a query stride stops
+short of the bottom or right edge, one more row and column of patches flush with those edges are folded
+too, so every pixel is covered (the paper's code leaves them 0).
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ class ImageDenoiser:
 
     The dataset is every P×P patch of ``image`` (C, H, W) at ``dataset_stride``, gathered on demand
     (:class:`~sidlite.patchsets.ImagePatchSet`), optionally only those lying wholly in the boolean (H, W)
-    mask ``known``; queries are the patches of x_t at ``query_stride``; ``rho`` is the fold window's
+    mask ``known``; queries are the patches of x_t at ``query_stride`` (and, where that stride stops short of
+    the bottom or right edge, a row and a column of patches flush with it); ``rho`` is the fold window's
     width (inf: plain average). ``backend`` is a name or spec ('auto', 'topk:nprobe=4', …);
     ``query_shape`` is the (H, W) of the images it will denoise, when known, so that 'auto' weighs the
     work of that many queries. Query bands hold ``band_rows`` patch-grid rows, or as many as fit in
@@ -107,54 +110,55 @@ class ImageDenoiser:
         count, channels, height, width = images.shape
         p, s = self.patch_size, self.query_stride
         rows, cols = patch_grid(height, width, p, s)
-        band = max(1, self.rows_per_band(height, width) // count)
+        band_queries = count * max(1, self.rows_per_band(height, width) // count) * cols
         window = self.window.to(x_t.device, x_t.dtype)
         numerator = torch.zeros_like(images)
         # One buffer serves every band's queries (and, where the fold is torch's, their windowed estimates):
         # fresh pages cost a first touch (about 25 ms per 100 MB on a 2-core Xeon), reused ones do not.
-        buffer = images.new_empty(count * min(band, rows) * cols * self.backend.dim)
+        buffer = images.new_empty(min(band_queries, count * rows * cols) * self.backend.dim)
+        for strip in self._strips(height, width):
+            self._fold_strip(images[strip], numerator[strip], alpha, sigma, window, band_queries, buffer)
+        del buffer
+        device = str(x_t.device)
+        coverage = (axis_coverage(height, p, s, self.rho, x_t.dtype, device, to_edge=True)[:, None]
+                    * axis_coverage(width, p, s, self.rho, x_t.dtype, device, to_edge=True)[None, :])
+        # every pixel is covered; only a window so narrow that its edge weights underflow leaves a 0/0
+        estimate = torch.nan_to_num(numerator.div_(coverage), nan=0.0)
+        return estimate if x_t.dim() == 4 else estimate[0]
+
+    def _strips(self, height: int, width: int) -> list[tuple[slice, ...]]:
+        """The regions whose patches at the query stride are the query positions: the whole image, and where
+        the stride stops short of the bottom or right edge (:func:`~sidlite.patches.edge_gap`) one more row
+        of patches flush with the bottom, one more column flush with the right, and their corner (the
+        paper's code leaves those last rows and columns 0). The positions stay one set of rows times one
+        set of columns, so the coverage stays separable (``axis_coverage(..., to_edge=True)``)."""
+        p, s, every = self.patch_size, self.query_stride, slice(None)
+        bottom, right = edge_gap(height, p, s), edge_gap(width, p, s)
+        last_rows, last_cols = slice(height - p, None), slice(width - p, None)
+        strips = [(every, every, every, every)]
+        strips += [(every, every, every, last_cols)] if right else []
+        strips += [(every, every, last_rows, every)] if bottom else []
+        strips += [(every, every, last_rows, last_cols)] if bottom and right else []
+        return strips
+
+    def _fold_strip(self, strip, target, alpha, sigma, window, band_queries: int, buffer: torch.Tensor) -> None:
+        """Denoise the patches of ``strip`` (B, C, h, w) at the query stride, at most ``band_queries`` at a time
+        (bands of patch-grid rows, extracted into ``buffer``), and fold them with the window into ``target``."""
+        count, p, s = strip.shape[0], self.patch_size, self.query_stride
+        rows, cols = patch_grid(strip.shape[-2], strip.shape[-1], p, s)
+        band = max(1, band_queries // (count * cols))
         for first in range(0, rows, band):
             last = min(rows, first + band)
             top, bottom = first * s, (last - 1) * s + p
             per_image = (last - first) * cols
             queries = buffer[:count * per_image * self.backend.dim].view(count * per_image, -1)
-            for i, image in enumerate(images):
+            for i, image in enumerate(strip):
                 extract_patches(image[:, top:bottom], p, s, out=queries[i * per_image:(i + 1) * per_image])
             estimates = self.backend.denoise(queries, alpha, sigma)
             check(estimates.untyped_storage().data_ptr() != buffer.untyped_storage().data_ptr(),
                   "a backend returned its queries' memory; it must return a new tensor")
-            fold_windowed(numerator[:, :, top:bottom], estimates, window, last - first, cols, p, s, scratch=queries)
+            fold_windowed(target[:, :, top:bottom], estimates, window, last - first, cols, p, s, scratch=queries)
             del estimates
-        del buffer, queries
-        self._fold_edges(images, numerator, alpha, sigma, window, count * band * cols)
-        device = str(x_t.device)
-        coverage = (axis_coverage(height, p, s, self.rho, x_t.dtype, device, to_edge=True)[:, None]
-                    * axis_coverage(width, p, s, self.rho, x_t.dtype, device, to_edge=True)[None, :])
-        estimate = numerator.div_(coverage)  # every pixel is covered: no 0/0
-        return estimate if x_t.dim() == 4 else estimate[0]
-
-    def _fold_edges(self, images, numerator, alpha, sigma, window, band_queries: int) -> None:
-        """Where the query stride stops short of the bottom or right edge (:func:`~sidlite.patches.edge_gap`),
-        denoise and fold one more row of patches flush with the bottom, one more column flush with the
-        right, and their corner, at most ``band_queries`` at a time, so that every pixel is covered (the
-        paper's code leaves those last rows and columns 0). The positions stay one set of rows times one
-        set of columns, so the coverage stays separable (``axis_coverage(..., to_edge=True)``)."""
-        p, s = self.patch_size, self.query_stride
-        height, width = images.shape[-2:]
-        bottom, right = edge_gap(height, p, s), edge_gap(width, p, s)
-        strips = [(slice(None), slice(width - p, None))] if right else []  # (rows, columns) of each strip
-        strips += [(slice(height - p, None), slice(None))] if bottom else []
-        strips += [(slice(height - p, None), slice(width - p, None))] if bottom and right else []
-        for rows_of, cols_of in strips:
-            strip, target = images[..., rows_of, cols_of], numerator[..., rows_of, cols_of]
-            rows, cols = patch_grid(strip.shape[-2], strip.shape[-1], p, s)
-            step = max(1, band_queries // (cols * len(strip)))  # strip rows per call: a band's queries at most
-            for first in range(0, rows, step):
-                last = min(rows, first + step)
-                top, end = first * s, (last - 1) * s + p
-                queries = torch.cat([extract_patches(image[:, top:end], p, s) for image in strip])
-                fold_windowed(target[:, :, top:end], self.backend.denoise(queries, alpha, sigma), window,
-                              last - first, cols, p, s)
 
     def __repr__(self) -> str:
         return f"ImageDenoiser(P={self.patch_size}, rho={self.rho}, backend={self.backend!r})"

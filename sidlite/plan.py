@@ -163,10 +163,11 @@ def resolve_budget(memory_budget, device: torch.device | str) -> int:
     return parse_bytes(memory_budget) if memory_budget is not None else default_memory_budget(device)
 
 
-def resolve_stride(query_stride: int | str, queries: int) -> int:
-    """A level's query stride: the given integer, or with 'auto' 2 above :data:`AUTO_STRIDE_QUERIES` positions."""
+def resolve_stride(query_stride: int | str, queries: int, patch_size: int = 2) -> int:
+    """A level's query stride: the given integer, or with 'auto' 2 above :data:`AUTO_STRIDE_QUERIES` positions
+    (never more than the patch size)."""
     if query_stride == "auto":
-        return 2 if queries > AUTO_STRIDE_QUERIES else 1
+        return min(2, patch_size) if queries > AUTO_STRIDE_QUERIES else 1
     if not (isinstance(query_stride, int) and query_stride >= 1):
         raise SidliteError(f"query stride must be 'auto' or a whole number >= 1, got {query_stride!r}")
     return query_stride
@@ -196,10 +197,10 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
     item = 4  # float32 throughout
     dim = channels * patch_size ** 2
     noise_bytes = sum(channels * h * w * item for h, w in output_shapes)
-    plans, indexes = [], []
+    searches = []  # per level: stride, grid, patch count, backend, options, cost
     for level, (inp, out) in enumerate(zip(input_shapes, output_shapes)):
         grid = patch_grid(*out, patch_size, 1)
-        stride = resolve_stride(query_stride, grid[0] * grid[1])
+        stride = resolve_stride(query_stride, grid[0] * grid[1], patch_size)
         check_query_stride(stride, patch_size)
         rows, cols = patch_grid(*out, patch_size, stride)
         queries = rows * cols
@@ -212,15 +213,20 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
         cost = BACKENDS[name].estimate(patches, dim, queries, compiled_scan=compiled_scan, **options)
         if name == "topk" and "rank_dim" not in options and cost["index_bytes"] > INDEX_SHARE * budget:
             options, cost = compact_index(patches, dim, queries, options, cost, INDEX_SHARE * budget, compiled_scan)
-        indexes.append(int(cost["index_bytes"]))
+        searches.append((stride, rows, cols, patches, name, options, cost))
+    # with keep_levels every index is held once built, and all of them from a second sample on
+    every_index = sum(int(cost["index_bytes"]) for *_, cost in searches)
+    plans = []
+    for level, (inp, out) in enumerate(zip(input_shapes, output_shapes)):
+        stride, rows, cols, patches, name, options, cost = searches[level]
         coarser = sum(channels * h * w * item for h, w in output_shapes[level + 1:])  # finished results kept
         images = (batch_size * (IMAGE_COPIES * channels * out[0] * out[1] * item + noise_bytes + coarser)
                   + channels * inp[0] * inp[1] * item)
-        index = sum(indexes) if keep_levels else indexes[-1]
+        index = every_index if keep_levels else int(cost["index_bytes"])
         per_row = cols * (3 * item * dim + int(cost["bytes_per_query"])) + item * channels * stride * out[1]
         left = min(budget - images - index, MAX_BAND_BYTES.get(device.type, MAX_BAND_BYTES["cpu"]))
         band_rows = max(1, min(rows, left // per_row)) if left > 0 else 1
-        plans.append(LevelPlan(level, tuple(inp), tuple(out), patches, queries, dim, name, options, stride,
+        plans.append(LevelPlan(level, tuple(inp), tuple(out), patches, rows * cols, dim, name, options, stride,
                                band_rows, math.ceil(rows / band_rows), str(options.get("dtype") or "float32"),
                                images, index, band_rows * per_row, float(cost["flops"])))
     return Plan(plans, budget, str(device))

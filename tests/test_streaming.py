@@ -83,6 +83,13 @@ def test_streamed_bands_equal_the_whole_image_fold_to_the_edges(stride, rho, log
         torch.testing.assert_close(denoiser(x, 0.7, 0.5), whole, atol=rounding, rtol=0)
 
 
+def test_a_window_whose_edge_weights_underflow_gives_no_nan():
+    source = image(seed=3)
+    for stride in (1, 2):
+        out = ImageDenoiser(source, 5, "attention", 0.05, query_stride=stride)(image(h=24, w=23, seed=4), 1.0, 0.1)
+        assert bool(torch.isfinite(out).all())
+
+
 def test_a_query_stride_larger_than_the_patch_is_refused():
     from sidlite.plan import plan_levels
 
@@ -160,6 +167,15 @@ def test_auto_query_stride_follows_the_papers_resolver():
     assert plan.levels[0].query_stride == 2  # 11.9M query positions > 8M
     plan = plan_levels([(64, 64)], [(2000, 3000)], 16, 7, memory_budget="100GB")
     assert plan.levels[0].query_stride == 1
+    assert plan_levels([(64, 64)], [(4096, 4096)], 3, 1, memory_budget="100GB").levels[0].query_stride == 1  # P = 1
+
+
+def test_kept_levels_count_every_index_at_every_level():
+    shapes_in, shapes_out = [(256, 256), (128, 128), (64, 64)], [(256, 256), (128, 128), (64, 64)]
+    single = plan_levels(shapes_in, shapes_out, 3, 5, "topk", memory_budget="8GB")
+    kept = plan_levels(shapes_in, shapes_out, 3, 5, "topk", memory_budget="8GB", keep_levels=True)
+    every = sum(level.index_bytes for level in single.levels)
+    assert [level.index_bytes for level in kept.levels] == [every] * 3  # the finest level too, not its own alone
 
 
 def test_levels_are_built_lazily_and_released_unless_kept(small_image):
@@ -176,7 +192,7 @@ def test_levels_are_built_lazily_and_released_unless_kept(small_image):
 
 def test_a_small_budget_gives_the_same_sample_as_a_large_one(small_image):
     one_band = SingleImageModel(small_image, 5, memory_budget="4GB").sample(seed=1, steps=3, progress=False).image
-    narrow = SingleImageModel(small_image, 5, memory_budget="1500KB")
+    narrow = SingleImageModel(small_image, 5, memory_budget="1500KB", keep_levels=False)  # one index at a time
     assert narrow.plan.levels[0].bands > 1
     torch.testing.assert_close(narrow.sample(seed=1, steps=3, progress=False).image, one_band, atol=1e-4, rtol=0)
 
