@@ -37,22 +37,29 @@ def _chunk(handle, tag: bytes, data: bytes) -> None:
 
 
 def write_png_rows(path: Path, height: int, width: int, bands: Iterator[np.ndarray], level: int = 3) -> Path:
-    """Write an 8-bit RGB PNG from (h, W, 3) uint8 bands that add up to ``height`` rows."""
+    """Write an 8-bit PNG from uint8 bands that add up to ``height`` rows: (h, W, 3) bands make an RGB file,
+    (h, W) bands a grayscale one (the first band decides)."""
     check(0 < height < 2 ** 31 and 0 < width < 2 ** 31, f"PNG sides lie in 1 … 2³¹ − 1, got {height}x{width}")
     compressor = zlib.compressobj(level)
-    written = 0
+    written, shape = 0, None
     with open(path, "wb") as handle:
         handle.write(b"\x89PNG\r\n\x1a\n")
-        _chunk(handle, b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
         for band in bands:
-            check(band.ndim == 3 and band.shape[1:] == (width, 3) and band.dtype == np.uint8,
-                  f"a PNG band must be (h, {width}, 3) uint8, got {band.shape} {band.dtype}")
-            rows = np.zeros((band.shape[0], 1 + 3 * width), dtype=np.uint8)  # filter byte 0 (None) per row
-            rows[:, 1:] = band.reshape(band.shape[0], -1)
+            if shape is None:
+                shape = band.shape[1:]
+                check(shape in ((width, 3), (width,)), f"a PNG band must be (h, {width}, 3) or (h, {width}), got {band.shape}")
+                colour = 2 if len(shape) == 2 else 0  # PNG colour types: 2 RGB, 0 grayscale
+                _chunk(handle, b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0))
+            check(band.shape[1:] == shape and band.dtype == np.uint8,
+                  f"every PNG band must be (h, {', '.join(map(str, shape))}) uint8, got {band.shape} {band.dtype}")
+            values = band.reshape(band.shape[0], -1)
+            rows = np.zeros((band.shape[0], 1 + values.shape[1]), dtype=np.uint8)  # filter byte 0 (None) per row
+            rows[:, 1:] = values
             data = compressor.compress(rows.tobytes())
             if data:
                 _chunk(handle, b"IDAT", data)
             written += band.shape[0]
+        check(shape is not None, "no rows to write")
         _chunk(handle, b"IDAT", compressor.flush())
         _chunk(handle, b"IEND", b"")
     check(written == height, f"the bands held {written} rows, not {height}")
@@ -71,25 +78,48 @@ def check_disk_space(path: Path, height: int, width: int, count: int = 1) -> Non
                            f"{folder} has {format_bytes(free)} free; free space or choose another --output folder")
 
 
-def save_bytes(height: int, width: int, channels: int = 3, streamed: bool = False) -> int:
-    """The memory saving a ``height`` × ``width`` output takes besides the sampler's: one band's decoding, and
-    for an output saved whole its 8-bit copy and Pillow's (RGB held as 4 bytes a pixel), or for a streamed
-    one the band's 8-bit rows and the float preview. Measured: 8192² from a latent, 566 MB planned as 544."""
-    band = DECODE_BAND_COPIES * min(DECODE_BAND_BYTES, 4 * channels * height * width)
+def streamed_paths(path) -> tuple[Path, Path]:
+    """Where a streamed output goes: ``path`` as PNG (no side limit, lossless) and its ``*_preview.jpg``."""
+    png = Path(path).with_suffix(".png")
+    return png, png.with_name(f"{png.stem}_preview.jpg")
+
+
+def preview_shrink(height: int, width: int, preview_long_side: int = PREVIEW_LONG_SIDE) -> int:
+    """The factor a streamed output's preview is area-averaged by: its long side at most ``preview_long_side``."""
+    return max(1, math.ceil(max(height, width) / preview_long_side))
+
+
+def band_cells_for(codec, width: int, shrink: int = 1) -> int:
+    """Latent rows decoded at once: about :data:`DECODE_BAND_BYTES` of float pixels, rounded to a multiple of
+    ``shrink`` (a streamed output's preview factor: each band makes whole preview rows), so possibly more."""
+    cells = max(1, DECODE_BAND_BYTES // max(1, width * 3 * 4 * codec.cell_size))
+    return max(shrink, cells // shrink * shrink)
+
+
+def save_bytes(codec, height: int, width: int, channels: int = 3, streamed: bool = False) -> int:
+    """The memory saving a ``height`` × ``width`` output of ``codec`` takes besides the sampler's: a band's
+    decoding (the whole image for a codec that does not decode blockwise, its network's own working memory
+    not counted), and for an output saved whole its 8-bit copy and Pillow's (RGB held as 4 bytes a pixel),
+    or for a streamed one the band's 8-bit rows and the float preview. Measured: 8192² from the PCA latent,
+    566 MB measured after sampling, 542 MB planned."""
+    shrink = preview_shrink(height, width) if streamed else 1
+    rows = height if not getattr(codec, "blockwise", False) else \
+        min(height, band_cells_for(codec, width, shrink) * codec.cell_size)
+    band = DECODE_BAND_COPIES * 4 * channels * rows * width
     if not streamed:
         return band + height * width * (channels + (4 if channels == 3 else channels))
-    return band + DECODE_BAND_BYTES // 4 + 4 * channels * PREVIEW_LONG_SIDE ** 2
+    return band + channels * rows * width + 4 * channels * math.ceil(height / shrink) * math.ceil(width / shrink)
 
 
-def plan_saving(plan, height: int, width: int, channels: int = 3) -> bool:
+def plan_saving(plan, codec, height: int, width: int, channels: int = 3) -> bool:
     """Whether the output is streamed when saved, decided before any sampling from what the memory budget
     leaves beside the finest level's images and index (held when sampling ends): outputs above
     :data:`STREAM_ABOVE_PIXELS`, or whose whole 8-bit copies would not fit, stream. Raises the one-line
     error when even streaming would not fit."""
     held = plan.levels[0].image_bytes + plan.levels[0].index_bytes
     left = plan.budget - held
-    streamed = height * width > STREAM_ABOVE_PIXELS or save_bytes(height, width, channels) > left
-    need = save_bytes(height, width, channels, streamed)
+    streamed = height * width > STREAM_ABOVE_PIXELS or save_bytes(codec, height, width, channels) > left
+    need = save_bytes(codec, height, width, channels, streamed)
     if need > left:
         raise SidliteError(f"saving the {height}x{width} output takes {format_bytes(need)} beside the "
                            f"{format_bytes(held)} the finest level holds, more than the memory budget "
@@ -111,19 +141,15 @@ def decoded_bands(codec, latent: torch.Tensor, band_cells: int = 64) -> Iterator
         yield codec.decode(latent[:, top:top + band_cells])
 
 
-def band_cells_for(codec, width: int) -> int:
-    """Latent rows per decoded band: about :data:`DECODE_BAND_BYTES` of float pixels."""
-    return max(1, DECODE_BAND_BYTES // max(1, width * 3 * 4 * codec.cell_size))
-
-
 def decoded_uint8(codec, latent: torch.Tensor) -> np.ndarray:
     """The decoded image of ``latent`` as one (H, W, C) uint8 array, filled band by band: one byte a value,
     where decoding it whole would hold several float32 copies (a 4096² RGB output: 50 MB against 200 MB each)."""
     array, top = None, 0
-    for band in decoded_bands(codec, latent, band_cells_for(codec, latent.shape[-1] * codec.cell_size)):
+    height, width = (side * codec.cell_size for side in latent.shape[-2:])
+    for band in decoded_bands(codec, latent, band_cells_for(codec, width)):
         rows = to_uint8(band)
         if array is None:
-            array = np.empty((latent.shape[-2] * codec.cell_size,) + rows.shape[1:], dtype=np.uint8)
+            array = np.empty((height,) + rows.shape[1:], dtype=np.uint8)
         array[top:top + rows.shape[0]] = rows
         top += rows.shape[0]
     return array
@@ -138,22 +164,21 @@ def save_result(codec, latent: torch.Tensor, path, overwrite: bool = False,
     """
     path = Path(path)
     height, width = (s * codec.cell_size for s in latent.shape[-2:])
-    refuse_overwrite(path, overwrite)  # before any decoding
-    if not (height * width > STREAM_ABOVE_PIXELS if streamed is None else streamed):
+    streamed = height * width > STREAM_ABOVE_PIXELS if streamed is None else streamed
+    written = streamed_paths(path) if streamed else (path,)
+    for each in written:  # before any decoding
+        refuse_overwrite(each, overwrite)
+    if not streamed:
         return [save_array(decoded_uint8(codec, latent), path, overwrite)]
-    if path.suffix.lower() != ".png":
-        path = path.with_suffix(".png")  # streamed outputs are PNG: no side limit, lossless
+    path, preview_path = written
     path.parent.mkdir(parents=True, exist_ok=True)
-    shrink = max(1, math.ceil(max(height, width) / preview_long_side))
-    band_cells = max(shrink, band_cells_for(codec, width) // shrink * shrink)  # whole preview rows per band
+    shrink = preview_shrink(height, width, preview_long_side)
     preview_rows: list[torch.Tensor] = []
 
     def bands():
-        for band in decoded_bands(codec, latent, band_cells):
+        for band in decoded_bands(codec, latent, band_cells_for(codec, width, shrink)):
             preview_rows.append(F.avg_pool2d(band[None].float(), shrink, ceil_mode=True)[0])
             yield to_uint8(band)
 
     write_png_rows(path, height, width, bands())
-    preview_path = path.with_name(f"{path.stem}_preview.jpg")
-    preview = save_image(torch.cat(preview_rows, dim=1), preview_path, overwrite=True)
-    return [path, preview]
+    return [path, save_image(torch.cat(preview_rows, dim=1), preview_path, overwrite=True)]

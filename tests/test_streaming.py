@@ -243,7 +243,7 @@ def test_results_decode_band_by_band_into_the_same_pixels(tmp_path, monkeypatch,
     img = sidlite.example_image("astronaut", 64)[:channels]
     codec = sidlite.get_codec(codec_spec, img)
     latent = codec.encode(img)
-    monkeypatch.setattr(large, "band_cells_for", lambda codec, width: 3)  # many bands, the last one short
+    monkeypatch.setattr(large, "band_cells_for", lambda codec, width, shrink=1: 3)  # many bands, the last short
     written = save_result(codec, latent, tmp_path / "small.png")
     assert [p.name for p in written] == ["small.png"]
     with Image.open(written[0]) as handle:
@@ -260,13 +260,31 @@ def test_saving_the_output_is_planned_before_sampling():
     from sidlite.large_output import plan_saving, save_bytes
     from sidlite.plan import plan_levels
 
+    pca = sidlite.get_codec("pca", sidlite.example_image("gravel", 64))
     plan = plan_levels([(64, 64)], [(64, 64)], 3, 7, memory_budget="180MB")
-    assert plan_saving(plan, 512, 512) is False  # saved whole through Pillow
-    assert plan_saving(plan, 4096, 4096) is True  # its 8-bit copies would crowd the budget: streamed
-    assert save_bytes(4096, 4096) > plan.budget > save_bytes(4096, 4096, streamed=True)
-    tight = plan_levels([(64, 64)], [(64, 64)], 3, 7, memory_budget="120MB")
+    assert plan_saving(plan, pca, 512, 512) is False  # saved whole through Pillow
+    assert plan_saving(plan, pca, 4096, 4096) is True  # its 8-bit copies would crowd the budget: streamed
+    assert save_bytes(pca, 4096, 4096) > plan.budget > save_bytes(pca, 4096, 4096, streamed=True)
+    tight = plan_levels([(64, 64)], [(64, 64)], 3, 7, memory_budget="90MB")
     with pytest.raises(SidliteError, match="saving the 4096x4096 output .* raise --memory-budget"):
-        plan_saving(tight, 4096, 4096)
+        plan_saving(tight, pca, 4096, 4096)
+    # a codec that decodes whole (a VAE) holds the whole float image; a wide streamed output rounds its bands
+    # up to whole preview rows (14336 x 70080 with 8-pixel cells: 35 cells, 280 pixel rows a band)
+    whole = type("Whole", (), {"blockwise": False, "cell_size": 8})()
+    assert save_bytes(whole, 4096, 4096, streamed=True) > 3 * 4 * 3 * 4096 ** 2
+    assert save_bytes(pca, 14336, 70080, streamed=True) > 3 * 4 * 3 * 280 * 70080
+
+
+def test_streamed_outputs_refuse_to_replace_their_png_and_write_grayscale(tmp_path):
+    gray = sidlite.example_image("gravel", 32)[:1]
+    codec = sidlite.get_codec("pixels", gray)
+    (tmp_path / "g.png").write_bytes(b"the user's file")
+    with pytest.raises(SidliteError, match="already exists"):
+        save_result(codec, gray, tmp_path / "g.jpg", streamed=True)  # streamed outputs are PNG: g.png is taken
+    assert (tmp_path / "g.png").read_bytes() == b"the user's file"
+    written = save_result(codec, gray, tmp_path / "h.png", streamed=True, preview_long_side=16)
+    with Image.open(written[0]) as handle:
+        assert handle.mode == "L" and np.array_equal(np.asarray(handle), sidlite.image_io.to_uint8(gray))
 
 
 def test_sizes_and_budgets_are_checked():

@@ -4,8 +4,10 @@ from __future__ import annotations
 import math
 import sys
 
-from ..large_output import check_disk_space, plan_saving, save_result
 from ..apps.generate import generation_model
+from ..image_io import refuse_overwrite
+from ..large_output import check_disk_space, plan_saving, save_bytes, save_result, streamed_paths
+from ..runtime import format_bytes
 from ._common import add_input, add_output, add_sampling, add_size, output_paths, positive_int, read_input, sampling_settings
 
 
@@ -44,10 +46,15 @@ def run(args) -> None:
         print("hint: for an output many times the input's size, --preset generate-gigapixel keeps more texture "
               "(the latent preset's plain average washes regions out)", file=sys.stderr)
     height, width = (side * codec.cell_size for side in model.sample_shapes[0])
-    streamed = plan_saving(model.plan, height, width, image.shape[0])
+    streamed = plan_saving(model.plan, codec, height, width, image.shape[0])
     if args.plan:
         print(model.plan.table())
+        print(f"saving: {'streamed to PNG with a preview' if streamed else 'whole'}, "
+              f"{format_bytes(save_bytes(codec, height, width, image.shape[0], streamed))}")
         return
+    for path in paths if streamed else ():
+        for written in streamed_paths(path):  # the names a streamed output takes, before any sampling
+            refuse_overwrite(written, args.overwrite)
     check_disk_space(paths[0], height, width, len(paths))
     for image, path in zip(model.images(len(paths)), paths):
         for written in save_result(codec, image, path, args.overwrite, streamed=streamed):
