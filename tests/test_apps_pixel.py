@@ -201,6 +201,11 @@ def test_the_membrane_fill_reads_only_known_pixels_and_nears_laplaces_solution()
     # nearer the converged membrane than as many plain sweeps as the long side (the fill it replaced)
     error = float((fast - converged).abs().max())
     assert error < 0.5 * float((smooth_fill(image, hole, iterations=96) - converged).abs().max())
+    # a hole across a thin strip: its coarser copies keep the strip's ends; a linear ramp is its own membrane
+    ramp = torch.linspace(-1, 1, 200).repeat(3, 3, 1)
+    across = torch.zeros(3, 200, dtype=torch.bool)
+    across[:, 50:150] = True
+    assert float((smooth_fill(ramp, across) - ramp).abs().max()) < 0.02
 
 
 def test_inpaint_errors(cat):
