@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import platform
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,15 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def default_tag(device) -> str:
+    """The results file of this machine: 'cpu_' and the first words of the CPU's model name (cpu_amd_epyc),
+    or the GPU's name (h200)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name().split()[-1].lower()
+    words = re.findall(r"[a-z0-9]+", re.sub(r"\((r|tm)\)", " ", cpu_name().lower()))
+    return "_".join(["cpu", *[w for w in words if w not in ("cpu", "processor")][:3]])
 
 
 def machine(device):

@@ -33,12 +33,11 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sidlite  # noqa: E402
-from benchmarks.common import ROOT, SHARED, Context, machine  # noqa: E402
+from benchmarks.common import ROOT, SHARED, Context, default_tag, machine  # noqa: E402
 
 #: What the machine line says of sidlite's compiled CPU kernels (benchmarks.common.machine records it).
 KERNELS_NOTE = {True: "; compiled CPU kernels (top-k selection, list scan, fold): yes",
@@ -70,7 +69,7 @@ def main():
     parser.add_argument("--memory-budget", default=None, help="scale: the budget (default 4GB on a CPU, 70GB on a GPU)")
     parser.add_argument("--scale-steps", type=int, default=20, help="scale: steps per level (the gigapixel preset's 20)")
     parser.add_argument("--keep-previews", action="store_true", help="scale: keep each output's preview in results/scale/")
-    parser.add_argument("--tag", default=None, help="result file name (default: cpu or the GPU's name); a file holds one machine's runs")
+    parser.add_argument("--tag", default=None, help="result file name (default: cpu_ and the CPU's model name, or the GPU's name); a file holds one machine's runs")
     args = parser.parse_args()
     if args.batch < 1:
         parser.error(f"--batch must be a whole number >= 1, got {args.batch}")
@@ -79,7 +78,7 @@ def main():
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     sidlite.runtime.reuse_freed_memory()  # measured as the CLI runs (see its docstring)
     device = sidlite.resolve_device(args.device)
-    tag = args.tag or ("cpu" if device.type == "cpu" else torch.cuda.get_device_name().split()[-1].lower())
+    tag = args.tag or default_tag(device)
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{tag}.json"

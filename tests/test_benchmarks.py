@@ -141,8 +141,17 @@ def test_a_results_file_is_not_merged_with_another_machines_runs(tmp_path, monke
     stored = {"machine": {"cpu": "a CPU this machine is not"}, "kernels": {"gemm_fp32_gflops": 1.0}}
     (results / "cpu.json").write_text(json.dumps(stored))
     monkeypatch.setattr(run, "ROOT", tmp_path)
-    monkeypatch.setattr(sys, "argv", ["run.py", "--only", "kernels"])
+    monkeypatch.setattr(sys, "argv", ["run.py", "--only", "kernels", "--tag", "cpu"])
     with pytest.raises(SystemExit):
         run.main()
     assert "pass --tag NAME" in capsys.readouterr().err
     assert json.loads((results / "cpu.json").read_text()) == stored  # left as it was
+
+
+def test_the_default_results_file_is_named_after_the_machine(monkeypatch):
+    import benchmarks.common as common
+
+    monkeypatch.setattr(common, "cpu_name", lambda: "Intel(R) Xeon(R) Platinum 8488C CPU @ 2.40GHz")
+    assert common.default_tag(torch.device("cpu")) == "cpu_intel_xeon_platinum"
+    monkeypatch.setattr(common, "cpu_name", lambda: "AMD EPYC")
+    assert common.default_tag(torch.device("cpu")) == "cpu_amd_epyc"  # this project's second machine's file
