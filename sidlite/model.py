@@ -182,6 +182,7 @@ class SingleImageModel:
         """``count`` finished images (C, H, W), of seeds seed, seed + 1, …, sampled :attr:`config`'s
         ``batch_size`` at a time; yields each as soon as its batch is done."""
         seed, batch = (self.config.seed if seed is None else seed), self.config.batch_size
+        check_seed(seed + count - 1 if isinstance(seed, int) else seed)  # the last image's seed too, before the first
         for first in range(0, count, batch):
             size = min(batch, count - first)
             result = self.sample(seed + first, batch=size).image

@@ -46,9 +46,9 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
 
 
 def check_seed(seed) -> None:
-    """A seed is a whole number from 0 to 2⁶³ − 1 (what a torch generator takes)."""
-    check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2 ** 63,
-          f"a seed is a whole number from 0 to 2^63 - 1, got {seed!r}")
+    """A seed is a whole number from −2⁶³ to 2⁶⁴ − 1 (what a torch generator takes)."""
+    check(isinstance(seed, int) and not isinstance(seed, bool) and -2 ** 63 <= seed < 2 ** 64,
+          f"a seed is a whole number from -2^63 to 2^64 - 1, got {seed!r}")
 
 
 def normal_noise(shape, generator=None, dtype=torch.float32, device="cpu") -> torch.Tensor:

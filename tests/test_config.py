@@ -95,7 +95,7 @@ def test_cli_lists_presets_and_starts_from_one(tmp_path, capsys):
     assert main(["generate", "example:dots", "-o", str(out), "--preset", "generate-table1", "--patch-size", "5",
                  "--steps", "2", "--max-side", "64", "--plan"]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("\n") == 4 + 3  # four levels (Table 1's fixed depth), header, rule, footer
+    assert printed.count("\n") == 4 + 4  # four levels (Table 1's fixed depth), header, rule, footer, the saving line
     assert main(["generate", "example:dots", "-o", str(out), "--preset", "nope", "--plan"]) == 2
     assert "choose one of" in capsys.readouterr().err
 

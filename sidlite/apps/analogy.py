@@ -52,10 +52,11 @@ def structural_analogy(structure, style, *, noise_level: float | None = 0.5, out
     paper's P = 11, 3 levels, T = [10, 10, 50], σ_min = 0.01, η = 0, seed 1023). ``return_result`` gives
     the :class:`SampleResult` (every level's result) instead of the image.
     """
+    fitted = config is None and "steps" not in settings  # the preset's steps, for other levels than its own
     config = configure("analogy", "pixels", config, settings)
     num_levels = config.num_levels
     check(isinstance(num_levels, int), f"structural analogy needs a whole number of levels, got {num_levels!r}")
-    if not isinstance(config.steps, int) and len(config.steps) != num_levels and "steps" not in settings:
+    if fitted and not isinstance(config.steps, int) and len(config.steps) != num_levels:
         # other levels than the preset's: its finest levels' count on every finer level, its coarsest's last
         config = config.updated(steps=(config.steps[0],) * (num_levels - 1) + (config.steps[-1],))
     patch_size, eta = config.patch_size, config.eta

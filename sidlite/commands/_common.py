@@ -6,9 +6,9 @@ from pathlib import Path
 
 from ..backends import BACKENDS
 from ..presets import by_name, preset
-from ..errors import SidliteError, check
+from ..errors import check
 from ..examples import example_image, example_names
-from ..image_io import load_image, save_image
+from ..image_io import load_image, refuse_overwrite, save_image
 
 
 def int_at_least(minimum: int):
@@ -125,9 +125,8 @@ def output_paths(output: str, count: int, overwrite: bool) -> list[Path]:
           f"output {output!r} needs an image extension such as .png or .jpg")
     check_folder_path(path.parent)
     paths = [path] if count == 1 else [path.with_name(f"{path.stem}_{i:03d}{path.suffix}") for i in range(count)]
-    existing = [str(p) for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise SidliteError(f"{existing[0]} already exists; choose another output or pass --overwrite")
+    for each in paths:
+        refuse_overwrite(each, overwrite)
     return paths
 
 
