@@ -21,14 +21,15 @@ import torch
 import torch.nn.functional as F
 
 from .errors import SidliteError, check
-from .image_io import refuse_overwrite, save_array, save_image, to_uint8
+from .image_io import UINT8_BLOCK_VALUES, refuse_overwrite, save_array, save_image, to_uint8
 from .runtime import format_bytes
 
 PREVIEW_LONG_SIDE = 2048
 #: Outputs above this many pixels are streamed (band by band) instead of saved through Pillow.
 STREAM_ABOVE_PIXELS = 2 ** 26
-#: Float pixels decoded at once when an output is saved; a band's decoding holds a few times as much.
-DECODE_BAND_BYTES = 2 ** 25
+#: Float pixels decoded at once when an output is saved (the blocks :func:`to_uint8` converts: 32 MB); a
+#: band's decoding holds a few times as much.
+DECODE_BAND_BYTES = 4 * UINT8_BLOCK_VALUES
 DECODE_BAND_COPIES = 3
 
 
