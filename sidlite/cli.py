@@ -25,10 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _out_of_memory(error: BaseException) -> int:
+def _out_of_memory(error: BaseException, args) -> int:
+    """The one-line advice for memory that ran out, naming only the options this command has."""
     where = "GPU" if isinstance(error, torch.OutOfMemoryError) else "CPU"
-    print(f"sidlite: error: out of {where} memory; see the plan with --plan, then lower --memory-budget "
-          f"(smaller bands), --size or --max-side, or use --query-stride 2", file=sys.stderr)
+    lower = ["--memory-budget (smaller bands)"] + [f"--{name.replace('_', '-')}" for name in ("size", "max_side")
+                                                  if hasattr(args, name)]
+    advice = "lower " + ", ".join(lower) + (", or use --query-stride 2" if hasattr(args, "query_stride") else "")
+    plan = "see the plan with --plan, then " if hasattr(args, "plan") else ""
+    print(f"sidlite: error: out of {where} memory; {plan}{advice}", file=sys.stderr)
     return 2
 
 
@@ -47,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sidlite: error: {error}", file=sys.stderr)
         return 2
     except (MemoryError, torch.OutOfMemoryError) as error:
-        return _out_of_memory(error)
+        return _out_of_memory(error, args)
     except RuntimeError as error:
         if "allocate memory" in str(error) or "out of memory" in str(error):
-            return _out_of_memory(error)
+            return _out_of_memory(error, args)
         raise
     except KeyboardInterrupt:
         print("sidlite: interrupted", file=sys.stderr)

@@ -116,3 +116,20 @@ def test_edit_takes_examples_and_refuses_a_stray_at(tmp_path, capsys):
     assert main(base + ["--paste", "example:gravel", "--at", "4", "4", "-o", str(tmp_path / "a.png")]) == 0
     assert main(base + ["--edited", "example:astronaut", "--at", "4", "4", "-o", str(tmp_path / "b.png")]) == 2
     assert "--at places a --paste piece" in capsys.readouterr().err
+
+
+def test_running_out_of_memory_names_only_the_commands_own_options(tmp_path, capsys, monkeypatch):
+    import sidlite.commands.generate as generate
+    import sidlite.commands.upscale as upscale
+
+    def exhausted(args):
+        raise MemoryError()
+
+    for module in (generate, upscale):
+        monkeypatch.setattr(module, "run", exhausted)
+    assert main(["generate", "example:dots", "-o", str(tmp_path / "g.png")]) == 2
+    said = capsys.readouterr().err
+    assert "--plan" in said and "--size" in said and said.count("\n") == 1
+    assert main(["upscale", "example:dots", "-o", str(tmp_path / "u.png")]) == 2
+    said = capsys.readouterr().err
+    assert "out of CPU memory" in said and "--plan" not in said and "--size" not in said

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import SidliteError
+from ..examples import example_names
 from ._common import check_folder_path, positive_int
 
 
@@ -35,7 +36,8 @@ class Entry:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="lecture-size samples and every application, with an HTML gallery")
     parser.add_argument("--output", default="outputs/demo", help="output folder (default outputs/demo)")
-    parser.add_argument("--image", default="chelsea", help="bundled image for the unconditional samples (default chelsea)")
+    parser.add_argument("--image", default="chelsea", choices=example_names(),
+                        help="bundled image for the unconditional samples (default chelsea)")
     parser.add_argument("--max-side", type=positive_int, default=256, help="long side of that input in pixels (default 256)")
     parser.add_argument("--samples", type=int, default=3, help="unconditional samples (default 3)")
     parser.add_argument("--quick", action="store_true", help="small inputs everywhere: the same code in seconds (tests)")
