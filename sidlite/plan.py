@@ -110,6 +110,15 @@ class LevelPlan:
         return self.image_bytes + self.index_bytes + self.band_bytes
 
 
+class PlanRefused(SidliteError):
+    """A plan whose level cannot fit its budget: the one-line message, and the plan itself (``plan``) for
+    ``--plan`` to show which level is too large."""
+
+    def __init__(self, plan: "Plan", message: str):
+        super().__init__(message)
+        self.plan = plan
+
+
 @dataclass
 class Plan:
     """The per-level plans of one sampling run, finest level first, and the budget they were made for."""
@@ -127,8 +136,8 @@ class Plan:
         for level in self.levels:
             fixed = level.image_bytes + level.index_bytes
             if fixed + level.band_bytes > self.budget:
-                raise SidliteError(
-                    f"level {level.level} ({level.output_shape[0]}x{level.output_shape[1]}) needs "
+                raise PlanRefused(
+                    self, f"level {level.level} ({level.output_shape[0]}x{level.output_shape[1]}) needs "
                     f"{format_bytes(fixed + level.band_bytes)} (images {format_bytes(level.image_bytes)}, index "
                     f"{format_bytes(level.index_bytes)}, a band of one grid row {format_bytes(level.band_bytes)}) "
                     f"but the memory budget is {format_bytes(self.budget)}; "

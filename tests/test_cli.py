@@ -133,3 +133,13 @@ def test_running_out_of_memory_names_only_the_commands_own_options(tmp_path, cap
     assert main(["upscale", "example:dots", "-o", str(tmp_path / "u.png")]) == 2
     said = capsys.readouterr().err
     assert "out of CPU memory" in said and "--plan" not in said and "--size" not in said
+
+
+def test_plan_shows_the_levels_of_a_refused_size(tmp_path, capsys):
+    argv = ["generate", "example:dots", "-o", str(tmp_path / "o.png"), "--size", "2048", "2048", "--memory-budget", "20MB"]
+    assert main(argv + ["--plan"]) == 2
+    captured = capsys.readouterr()
+    assert "planned peak" in captured.out and "raise --memory-budget" in captured.err
+    assert main(argv) == 2  # without --plan: the one line alone
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1

@@ -7,6 +7,7 @@ import sys
 from ..apps.generate import generation_model
 from ..image_io import refuse_overwrite
 from ..large_output import check_disk_space, plan_saving, save_bytes, save_result, streamed_paths
+from ..plan import PlanRefused
 from ..runtime import format_bytes
 from ._common import add_input, add_output, add_sampling, add_size, output_paths, positive_int, read_input, sampling_settings
 
@@ -37,8 +38,13 @@ HINT_AREA = 4
 def run(args) -> None:
     paths = None if args.plan else output_paths(args.output, args.samples, args.overwrite)  # --plan writes nothing
     image = read_input(args)
-    codec, model = generation_model(image, args.size, latent=args.latent, keep_levels=args.samples > 1,
-                                    **sampling_settings(args))
+    try:
+        codec, model = generation_model(image, args.size, latent=args.latent, keep_levels=args.samples > 1,
+                                        **sampling_settings(args))
+    except PlanRefused as refused:
+        if args.plan:  # show which level is too large, then the refusal
+            print(refused.plan.table())
+        raise
     height, width = args.size or image.shape[-2:]
     much_larger = height * width >= HINT_AREA * image.shape[-2] * image.shape[-1]
     plain_average = math.isinf(model.config.rho)
