@@ -112,6 +112,7 @@ def sample_pyramid(denoisers: Sequence[ImageDenoiser | None], shapes: Sequence[t
                 del x_hat, eps  # the next step's estimate is allocated before these would go out of scope
                 bar.update(1)
         results[level] = x
+        del denoiser  # unless kept, the level's index goes before the next level's is built (plan: one at a time)
     return SampleResult(results[0], results, trajectory)
 
 
