@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from .backends import BackendSpec, parse_backend
 from .errors import SidliteError, check
+from .plan import check_query_stride
 from .runtime import check_seed, parse_bytes
 
 
@@ -51,8 +52,8 @@ class SamplingConfig:
         check(0 < self.sigma_min < 1, f"sigma_min must lie in (0, 1), got {self.sigma_min!r}")
         check(isinstance(self.eta, (int, float)) and 0.0 <= self.eta <= 1.0, f"eta must lie in [0, 1], got {self.eta!r}")
         check_seed(self.seed)
-        check(self.query_stride == "auto" or (isinstance(self.query_stride, int) and self.query_stride >= 1),
-              f"query stride must be 'auto' or a whole number >= 1, got {self.query_stride!r}")
+        if self.query_stride != "auto":
+            check_query_stride(self.query_stride, self.patch_size)
         check(isinstance(self.batch_size, int) and self.batch_size >= 1,
               f"batch size must be a whole number >= 1, got {self.batch_size!r}")
         if self.memory_budget is not None:

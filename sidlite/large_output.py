@@ -117,7 +117,7 @@ def plan_saving(plan, codec, height: int, width: int, channels: int = 3) -> bool
     leaves beside the finest level's images and index (held when sampling ends): outputs above
     :data:`STREAM_ABOVE_PIXELS`, or whose whole 8-bit copies would not fit, stream. Raises the one-line
     error when even streaming would not fit."""
-    held = plan.levels[0].image_bytes + plan.levels[0].index_bytes
+    held = plan.levels[0].resident_bytes
     left = plan.budget - held
     streamed = height * width > STREAM_ABOVE_PIXELS or save_bytes(codec, height, width, channels) > left
     need = save_bytes(codec, height, width, channels, streamed)

@@ -106,8 +106,13 @@ class LevelPlan:
     flops_per_step: float = 0.0
 
     @property
+    def resident_bytes(self) -> int:
+        """What the level holds outside its bands, and still when its sampling ends: images and index."""
+        return self.image_bytes + self.index_bytes
+
+    @property
     def memory(self) -> int:
-        return self.image_bytes + self.index_bytes + self.band_bytes
+        return self.resident_bytes + self.band_bytes
 
 
 class PlanRefused(SidliteError):
@@ -134,11 +139,10 @@ class Plan:
     def check(self) -> "Plan":
         """Raise a one-line error when a level cannot fit the budget; returns the plan otherwise."""
         for level in self.levels:
-            fixed = level.image_bytes + level.index_bytes
-            if fixed + level.band_bytes > self.budget:
+            if level.memory > self.budget:
                 raise PlanRefused(
                     self, f"level {level.level} ({level.output_shape[0]}x{level.output_shape[1]}) needs "
-                    f"{format_bytes(fixed + level.band_bytes)} (images {format_bytes(level.image_bytes)}, index "
+                    f"{format_bytes(level.memory)} (images {format_bytes(level.image_bytes)}, index "
                     f"{format_bytes(level.index_bytes)}, a band of one grid row {format_bytes(level.band_bytes)}) "
                     f"but the memory budget is {format_bytes(self.budget)}; "
                     f"raise --memory-budget, or lower --size, --max-side or use --query-stride 2")
@@ -172,21 +176,20 @@ def resolve_budget(memory_budget, device: torch.device | str) -> int:
     return parse_bytes(memory_budget) if memory_budget is not None else default_memory_budget(device)
 
 
-def resolve_stride(query_stride: int | str, queries: int, patch_size: int = 2) -> int:
-    """A level's query stride: the given integer, or with 'auto' 2 above :data:`AUTO_STRIDE_QUERIES` positions
-    (never more than the patch size)."""
+def resolve_stride(query_stride: int | str, queries: int, patch_size: int) -> int:
+    """A level's query stride: with 'auto' 2 above :data:`AUTO_STRIDE_QUERIES` positions (never more than the
+    patch size), else the given whole number, from 1 to the patch size: a larger one leaves pixels between
+    patches that no patch covers."""
     if query_stride == "auto":
         return min(2, patch_size) if queries > AUTO_STRIDE_QUERIES else 1
-    if not (isinstance(query_stride, int) and query_stride >= 1):
-        raise SidliteError(f"query stride must be 'auto' or a whole number >= 1, got {query_stride!r}")
+    check_query_stride(query_stride, patch_size)
     return query_stride
 
 
 def check_query_stride(query_stride: int, patch_size: int) -> None:
-    """A query stride must be a whole number from 1 to P: a larger one leaves pixels between patches that
-    no patch covers."""
+    """Refuse, in one line, a query stride that is not a whole number from 1 to the patch size."""
     if not (isinstance(query_stride, int) and 1 <= query_stride <= patch_size):
-        raise SidliteError(f"query stride must be a whole number from 1 to the patch size {patch_size}, "
+        raise SidliteError(f"query stride must be 'auto' or a whole number from 1 to the patch size {patch_size}, "
                            f"got {query_stride!r}; lower --query-stride")
 
 
@@ -206,11 +209,10 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
     item = 4  # float32 throughout
     dim = channels * patch_size ** 2
     noise_bytes = sum(channels * h * w * item for h, w in output_shapes)
-    searches = []  # per level: stride, grid, patch count, backend, options, cost
+    searches = []  # per level: stride, grid rows and columns, patch count, backend, options, cost
     for level, (inp, out) in enumerate(zip(input_shapes, output_shapes)):
         grid = patch_grid(*out, patch_size, 1)
         stride = resolve_stride(query_stride, grid[0] * grid[1], patch_size)
-        check_query_stride(stride, patch_size)
         rows, cols = patch_grid(*out, patch_size, stride)
         queries = rows * cols
         patches = dataset_patches[level] if dataset_patches else math.prod(patch_grid(*inp, patch_size, 1))

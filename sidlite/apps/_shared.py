@@ -170,8 +170,8 @@ def _jacobi(x: torch.Tensor, region: torch.Tensor, sweeps: int) -> torch.Tensor:
 def _membrane(image: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """The coarse-to-fine membrane of :func:`smooth_fill` on one box."""
     known = ~region
-    if max(region.shape) <= DIRECT_SIDE or not bool(known.any()):
-        start = image[:, known].mean(1)[:, None, None] if bool(known.any()) else torch.zeros_like(image[:, :1, :1])
+    if max(region.shape) <= DIRECT_SIDE:  # (a box with a known pixel keeps one at every size)
+        start = image[:, known].mean(1)[:, None, None]
         return _jacobi(torch.where(region, start, image), region, max(region.shape) ** 2)  # converged
     height, width = region.shape
     pad = (0, width % 2, 0, height % 2)  # even sides; the padding counts as unknown
