@@ -22,19 +22,26 @@ _REUSE_BELOW = 2 ** 28
 
 
 def resolve_device(device: str | torch.device | None = "cpu") -> torch.device:
-    """A torch device from 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when present), with a clear error."""
+    """A torch device from 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when present), with a clear error for an
+    unknown name, a CPU index or a GPU this machine does not have."""
     if isinstance(device, torch.device):
         device = str(device)
     check(device is None or isinstance(device, str), f"a device is 'cpu', 'cuda' or 'auto', got {device!r}")
     name = (device or "cpu").lower()
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    kind = name.split(":")[0]
-    if kind not in DEVICES:
-        raise SidliteError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'auto'")
+    kind, _, index = name.partition(":")
+    if kind not in DEVICES or (index and not index.isdigit()):
+        raise SidliteError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+    if kind == "cpu" and index not in ("", "0"):
+        raise SidliteError(f"there is one CPU device, 'cpu'; got {device!r}")
     if kind == "cuda" and not torch.cuda.is_available():
         raise SidliteError("CUDA was requested but this machine has no usable CUDA GPU; use --device cpu")
-    return torch.device(name)
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise SidliteError(f"this machine has {count} CUDA GPU{'s' * (count > 1)} (cuda:0 to cuda:{count - 1}); "
+                           f"got {device!r}")
+    return torch.device("cpu" if kind == "cpu" else name)
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

@@ -209,6 +209,21 @@ def test_the_fused_scan_keeps_the_best_values_among_tied_scores(kernels, monkeyp
     assert torch.allclose(distances[True], distances[False], atol=1e-5)
 
 
+@pytest.mark.parametrize("num_centroids,count,dim", [(92, 2, 147), (3000, 5, 20), (40, 20, 7), (6, 6, 33), (250, 1, 64)])
+def test_nearest_centroids_are_the_nearest_with_and_without_the_scan(path, num_centroids, count, dim):
+    """The probe and k-means rank centroids in one call of the list scan where it serves: the whole set as
+    one list, longer than a chunk (3,000), k past the vector width (20), every centroid (6 of 6). The
+    centroids chosen are the truly nearest, in order, on the kernel and on the matrix-product fallback."""
+    g = torch.Generator().manual_seed(num_centroids + count)
+    centroids, points = torch.randn(num_centroids, dim, generator=g), torch.randn(700, dim, generator=g)
+    found = nearest_centroids(points, centroids, count)
+    distances = torch.cdist(points.double(), centroids.double())
+    expected = distances.topk(count, dim=1, largest=False)
+    assert found.shape == (700, count)
+    torch.testing.assert_close(distances.gather(1, found), expected.values, rtol=0, atol=1e-5)
+    assert (found == expected.indices).float().mean() > 0.999  # the same rows, up to near-ties
+
+
 @pytest.mark.parametrize("dim", [1, 15, 16, 63, 64, 65, 300])
 @pytest.mark.parametrize("width", [1, 6])
 def test_shortlist_scores_are_the_scores_of_the_rows_named(kernels, monkeypatch, dim, width):

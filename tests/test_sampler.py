@@ -92,6 +92,18 @@ def test_cuda_without_gpu_is_a_clear_error(small_image):
         generate(small_image, device="cuda", **FAST)
 
 
+
+@pytest.mark.parametrize("device,message", [("cpu:7", "one CPU device"), ("cuda:x", "unknown device"),
+                                            ("cuda:64", "CUDA GPU")])
+def test_device_indexes_that_do_not_exist_are_refused(device, message):
+    from sidlite.runtime import resolve_device
+
+    assert resolve_device("cpu:0") == torch.device("cpu")
+    if device == "cuda:64" and not torch.cuda.is_available():
+        message = "no usable CUDA"
+    with pytest.raises(SidliteError, match=message):
+        resolve_device(device)
+
 def test_auto_weighs_the_queries_of_each_level():
     # a 40x40 image (1156 patches of 7x7) generating 200x200 (37636 queries): exact work 43M pairs
     model = sidlite.SingleImageModel(torch.rand(3, 40, 40) * 2 - 1, patch_size=7, num_levels=2,

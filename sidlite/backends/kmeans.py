@@ -21,7 +21,7 @@ import torch
 
 from ..errors import check
 from ..patchsets import PatchSet, SubsetPatchSet, as_patch_set
-from .selection import top_k_rows
+from .selection import scan_serves, scan_top_k, top_k_rows
 from .shortlist import nearest_by_shortlist, shortlist_serves
 
 INITS = ("kmeans++", "random")
@@ -33,9 +33,14 @@ def nearest_centroids(points: torch.Tensor, centroids: torch.Tensor, count: int 
                       chunk: int = CHUNK, shortlist: bool = False) -> torch.Tensor:
     """Indices (M, count) of the ``count`` nearest centroids of each point, nearest first. With ``shortlist``,
     where :func:`~sidlite.backends.shortlist.shortlist_serves`, ranked from bf16 products and re-ranked
-    exactly (the probe's choice up to near-ties; k-means keeps the float32 ranking)."""
+    exactly (the probe's choice up to near-ties; k-means keeps the float32 ranking). Otherwise, on a CPU
+    with the compiled kernels, in one call of the list scan (:func:`~sidlite.backends.selection.scan_top_k`);
+    else ``chunk`` points at a time, by a matrix product and a top-k."""
     centroids = centroids.float()
     minus_sq_norms = -(centroids ** 2).sum(1)
+    if scan_serves(points, count) and not (shortlist and shortlist_serves(points, centroids.shape[0], count)):
+        # 2x·c − ‖c‖² is largest for the nearest c (‖x‖² is the same for every centroid, so it is left out).
+        return scan_top_k(points, centroids, minus_sq_norms, 2.0, count)[1]
     out = []
     for start in range(0, points.shape[0], chunk):
         block = points[start:start + chunk].float()

@@ -42,6 +42,23 @@ def scan_lists_top_k(queries: torch.Tensor, rows: torch.Tensor, nprobe: int, tab
     return values, index
 
 
+def scan_top_k(queries: torch.Tensor, table: torch.Tensor, bias: torch.Tensor, scale: float,
+               k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, rows), each (M, k): the k largest of scale · queries[q] · table[r] + bias[r] over every row r
+    of ``table``, largest first, by the compiled list scan with the whole table as one list. No (M, rows)
+    score table is made, and the products run at the scan's rate: ranking 92 centroids for a million
+    queries (d = 147) took 0.13 s against 0.24 s for matrix products and :func:`top_k_rows` (AMD EPYC).
+    Serves where :func:`scan_serves` does."""
+    everyone = torch.arange(queries.shape[0], device=queries.device)
+    return scan_lists_top_k(queries, everyone, 1, table.contiguous(), bias, [(0, queries.shape[0], 0, table.shape[0])],
+                            scale, k)
+
+
+def scan_serves(queries: torch.Tensor, k: int) -> bool:
+    """Whether :func:`scan_top_k` can serve these queries: float32 on a CPU with the compiled list scan, k <= MAX_K."""
+    return kernel_serves(queries) and k <= MAX_K and native.kernel("sidlite_scan_lists") is not None
+
+
 def top_k_rows(scores: torch.Tensor, k: int, lengths: torch.Tensor | None = None,
                out: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(values, columns), each (R, k): the k largest entries of each row of the (R, W) ``scores``, largest first.
