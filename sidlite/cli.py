@@ -12,6 +12,7 @@ import torch
 
 from . import __version__, commands
 from .errors import SidliteError
+from .plan import PlanRefused
 from .runtime import reuse_freed_memory
 
 
@@ -25,14 +26,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _smaller_work(args) -> str:
+    """The options of this command that shrink the work: the output's size, the input's, the query grid."""
+    options = [f"--{name.replace('_', '-')}" for name in ("size", "factor", "max_side") if hasattr(args, name)]
+    stride = ", or use --query-stride 2" if hasattr(args, "query_stride") else ""
+    return ", ".join(options) + stride
+
+
 def _out_of_memory(error: BaseException, args) -> int:
     """The one-line advice for memory that ran out, naming only the options this command has."""
     where = "GPU" if isinstance(error, torch.OutOfMemoryError) else "CPU"
-    lower = ["--memory-budget (smaller bands)"] + [f"--{name.replace('_', '-')}" for name in ("size", "max_side")
-                                                  if hasattr(args, name)]
-    advice = "lower " + ", ".join(lower) + (", or use --query-stride 2" if hasattr(args, "query_stride") else "")
     plan = "see the plan with --plan, then " if hasattr(args, "plan") else ""
-    print(f"sidlite: error: out of {where} memory; {plan}{advice}", file=sys.stderr)
+    print(f"sidlite: error: out of {where} memory; {plan}lower --memory-budget (smaller bands), {_smaller_work(args)}",
+          file=sys.stderr)
+    return 2
+
+
+def _refused(refused: PlanRefused, args) -> int:
+    """A plan that cannot fit its budget, in one line naming only the options this command has."""
+    print(f"sidlite: error: {refused.need}; raise --memory-budget, or lower {_smaller_work(args)}", file=sys.stderr)
     return 2
 
 
@@ -47,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():  # a warning is one line, without the source line that raised it
             warnings.showwarning = lambda message, *_, **__: print(f"sidlite: note: {message}", file=sys.stderr)
             args.run(args)
+    except PlanRefused as refused:
+        return _refused(refused, args)
     except SidliteError as error:
         print(f"sidlite: error: {error}", file=sys.stderr)
         return 2

@@ -116,12 +116,13 @@ class LevelPlan:
 
 
 class PlanRefused(SidliteError):
-    """A plan whose level cannot fit its budget: the one-line message, and the plan itself (``plan``) for
-    ``--plan`` to show which level is too large."""
+    """A plan whose level cannot fit its budget: what the level needs (``need``), the plan itself (``plan``)
+    for ``--plan`` to show which level is too large, and as the message both with the knobs to turn (the
+    command line names only the options its command has)."""
 
-    def __init__(self, plan: "Plan", message: str):
-        super().__init__(message)
-        self.plan = plan
+    def __init__(self, plan: "Plan", need: str):
+        super().__init__(f"{need}; raise --memory-budget, or lower --size, --max-side or use --query-stride 2")
+        self.plan, self.need = plan, need
 
 
 @dataclass
@@ -144,8 +145,7 @@ class Plan:
                     self, f"level {level.level} ({level.output_shape[0]}x{level.output_shape[1]}) needs "
                     f"{format_bytes(level.memory)} (images {format_bytes(level.image_bytes)}, index "
                     f"{format_bytes(level.index_bytes)}, a band of one grid row {format_bytes(level.band_bytes)}) "
-                    f"but the memory budget is {format_bytes(self.budget)}; "
-                    f"raise --memory-budget, or lower --size, --max-side or use --query-stride 2")
+                    f"but the memory budget is {format_bytes(self.budget)}")
         return self
 
     def table(self) -> str:

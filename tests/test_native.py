@@ -7,7 +7,7 @@ import sidlite
 from sidlite import native
 from sidlite.backends import kmeans, make_backend, shortlist
 from sidlite.backends.kmeans import nearest_centroids
-from sidlite.backends.selection import top_k_rows
+from sidlite.backends.selection import scan_top_k, top_k_rows
 from sidlite.patches import extract_patches, fold_add, fold_windowed, gaussian_window, patch_grid, windowed_rows
 
 
@@ -210,16 +210,20 @@ def test_the_fused_scan_keeps_the_best_values_among_tied_scores(kernels, monkeyp
 
 
 @pytest.mark.parametrize("num_centroids,count,dim", [(92, 2, 147), (3000, 5, 20), (40, 20, 7), (6, 6, 33), (250, 1, 64)])
-def test_nearest_centroids_are_the_nearest_with_and_without_the_scan(path, num_centroids, count, dim):
+def test_nearest_centroids_are_the_nearest_with_and_without_the_scan(path, monkeypatch, num_centroids, count, dim):
     """The probe and k-means rank centroids in one call of the list scan where it serves: the whole set as
     one list, longer than a chunk (3,000), k past the vector width (20), every centroid (6 of 6). The
     centroids chosen are the truly nearest, in order, on the kernel and on the matrix-product fallback."""
     g = torch.Generator().manual_seed(num_centroids + count)
-    centroids, points = torch.randn(num_centroids, dim, generator=g), torch.randn(700, dim, generator=g)
+    num_points = max(700, -(-kmeans.SCAN_MIN_SCORES // num_centroids))  # enough scores for the scan to serve
+    centroids, points = torch.randn(num_centroids, dim, generator=g), torch.randn(num_points, dim, generator=g)
+    scans = []
+    monkeypatch.setattr(kmeans, "scan_top_k", lambda *args: scans.append(1) or scan_top_k(*args))
     found = nearest_centroids(points, centroids, count)
+    assert len(scans) == (path == "native")
     distances = torch.cdist(points.double(), centroids.double())
     expected = distances.topk(count, dim=1, largest=False)
-    assert found.shape == (700, count)
+    assert found.shape == (num_points, count)
     torch.testing.assert_close(distances.gather(1, found), expected.values, rtol=0, atol=1e-5)
     assert (found == expected.indices).float().mean() > 0.999  # the same rows, up to near-ties
 
