@@ -99,17 +99,39 @@ def band_cells_for(codec, width: int, shrink: int = 1) -> int:
 
 def save_bytes(codec, height: int, width: int, channels: int = 3, streamed: bool = False) -> int:
     """The memory saving a ``height`` × ``width`` output of ``codec`` takes besides the sampler's: a band's
-    decoding (the whole image for a codec that does not decode blockwise, its network's own working memory
-    not counted), and for an output saved whole its 8-bit copy and Pillow's (RGB held as 4 bytes a pixel),
-    or for a streamed one the band's 8-bit rows and the float preview. Measured: 8192² from the PCA latent,
-    566 MB measured after sampling, 542 MB planned."""
+    decoding (the whole image for a codec that does not decode blockwise, with its network's working memory),
+    and for an output saved whole its 8-bit copy and Pillow's (RGB held as 4 bytes a pixel), or for a
+    streamed one the band's 8-bit rows and the float preview. Measured: 8192² from the PCA latent, 566 MB
+    measured after sampling, 542 MB planned."""
     shrink = preview_shrink(height, width) if streamed else 1
     rows = height if not getattr(codec, "blockwise", False) else \
         min(height, band_cells_for(codec, width, shrink) * codec.cell_size)
-    band = DECODE_BAND_COPIES * 4 * channels * rows * width
+    band = DECODE_BAND_COPIES * 4 * channels * rows * width + decoding_network_bytes(codec, height, width)
     if not streamed:
         return band + height * width * (channels + (4 if channels == 3 else channels))
     return band + channels * rows * width + 4 * channels * math.ceil(height / shrink) * math.ceil(width / shrink)
+
+
+def decoding_network_bytes(codec, height: int, width: int, periodic: bool = False) -> int:
+    """The working memory of ``codec``'s network decoding a ``height`` × ``width`` output (0 without one)."""
+    network_bytes = getattr(codec, "network_bytes", None)
+    cells = (height // codec.cell_size, width // codec.cell_size)
+    return 0 if network_bytes is None else network_bytes(cells, periodic)
+
+
+def check_periodic_decoding(plan, codec, cells: tuple[int, int]) -> None:
+    """Refuse, before sampling, a periodic decode (tileable outputs in a VAE's latent: the whole image in one
+    call of its network) whose working memory would not fit the budget beside the finest level. Blockwise
+    codecs decode cheaply and pass."""
+    if getattr(codec, "blockwise", True):
+        return
+    height, width = cells[0] * codec.cell_size, cells[1] * codec.cell_size
+    need = decoding_network_bytes(codec, height, width, periodic=True) + DECODE_BAND_COPIES * 4 * 3 * height * width
+    held = plan.levels[0].resident_bytes
+    if need > plan.budget - held:
+        raise SidliteError(f"decoding the {height}x{width} tileable output through the VAE takes {format_bytes(need)} "
+                           f"beside the {format_bytes(held)} the finest level holds, more than the memory budget "
+                           f"{format_bytes(plan.budget)}; raise --memory-budget or lower --size")
 
 
 def plan_saving(plan, codec, height: int, width: int, channels: int = 3) -> bool:

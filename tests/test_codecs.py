@@ -202,6 +202,36 @@ def test_vae_periodic_decode_commutes_with_circular_shifts(vae_folders, kind):
     assert all(m.padding_mode == "zeros" for m in codec.model.modules() if isinstance(m, torch.nn.Conv2d))
 
 
+
+@pytest.mark.parametrize("kind", ["kl", "tiny"])
+def test_vae_decoding_memory_is_one_tile_unless_periodic(vae_folders, kind):
+    """A tiled decode's network works on one tile at a time, so its working memory stops growing with the
+    image but for the tiles' sums; a periodic decode is one call over the whole image."""
+    from sidlite.large_output import save_bytes
+
+    codec = VAECodec(str(vae_folders[kind]), device="cpu", tile=12, overlap=4)
+    one_tile, four, many = codec.network_bytes((12, 12)), codec.network_bytes((24, 24)), codec.network_bytes((48, 48))
+    sums = lambda cells: (cells * codec.cell_size) ** 2 * 32  # noqa: E731  float64 image and weight sums
+    assert four - one_tile == sums(24) and many - four == sums(48) - sums(24)
+    assert codec.network_bytes((48, 48), periodic=True) == 16 * (one_tile - sums(0))
+    assert codec.network_bytes((6, 6), periodic=True) == codec.network_bytes((6, 6))  # one call either way
+    side = 48 * codec.cell_size
+    assert save_bytes(codec, side, side) - save_bytes(get_codec("pca", torch.rand(3, 32, 32) * 2 - 1), side, side) \
+        == many  # saving counts the network beside the decoded image
+
+
+def test_a_tileable_output_the_vae_cannot_decode_periodically_is_refused_before_sampling(vae_folders, monkeypatch):
+    from sidlite.model import SingleImageModel
+
+    codec = VAECodec(str(vae_folders["kl"]), device="cpu")
+    image = sidlite.example_image("chelsea", max_side=96)
+    monkeypatch.setattr(SingleImageModel, "sample", lambda *a, **k: pytest.fail("sampling started"))
+    with pytest.raises(SidliteError, match=r"decoding the 512x512 tileable output through the VAE takes .*--memory-budget"):
+        sidlite.tileable(image, (512, 512), latent=codec, patch_size=3, steps=1, memory_budget="60MB", progress=False)
+    monkeypatch.undo()
+    out = sidlite.tileable(image, (512, 512), latent=codec, patch_size=3, steps=1, memory_budget="120MB", progress=False)
+    assert out.shape == (3, 512, 512)
+
 def test_missing_models_say_how_to_get_them(tmp_path):
     with pytest.raises(SidliteError, match=r"huggingface-cli download nobody/no-such-vae"):
         VAECodec("nobody/no-such-vae", device="cpu")

@@ -25,6 +25,7 @@ import torch
 from ..denoiser import ImageDenoiser
 from ..config import SamplingConfig, configure
 from ..errors import check
+from ..large_output import check_periodic_decoding
 from ..image_io import save_image
 from ..model import SingleImageModel
 from ..sampler import Hooks
@@ -137,6 +138,7 @@ def tileable(image, size: Sequence[int] | None = None, *, direction: str = "both
     codec, space = encode(image, latent)
     config = configure("tileable", space_of(codec), config, settings)
     model = SingleImageModel.from_config(space, config, space_size(size, codec))
+    check_periodic_decoding(model.plan, codec, model.sample_shapes[0])
     result = model.sample(hooks=hooks).image
     return decode(codec, result, periodic=True)
 

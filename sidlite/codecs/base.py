@@ -59,6 +59,10 @@ class Codec:
         around (for tileable outputs); pixels and blockwise codes are periodic already."""
         return latent
 
+    def network_bytes(self, cells: tuple[int, int], periodic: bool = False) -> int:
+        """Working memory of decoding a latent of ``cells`` beyond its output: none for a codec without a network."""
+        return 0
+
     def latent_shape(self, size: tuple[int, int]) -> tuple[int, int]:
         """The latent (h, w) of an (H, W) pixel image: crop to multiples, then divide by ``cell_size``."""
         return (size[0] // self.multiple * self.multiple // self.cell_size,

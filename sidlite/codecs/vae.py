@@ -130,6 +130,16 @@ def circular_padding(module: torch.nn.Module):
             conv.padding_mode = "zeros"
 
 
+#: Peak working memory of one decoder call, in tensors of the full-resolution stage's width: measured on a
+#: CPU in float32 with randomly initialised models of the released shapes, the Stable Diffusion VAE's (128
+#: channels there; FLUX.1's decoder is as wide) at 3,871–4,038 bytes a decoded pixel from 512² to 512×1024,
+#: 7.6–7.9 such tensors, and AutoencoderTiny's (64 channels) at 1,041–1,135, 4.1–4.4; rounded up. Much
+#: narrower decoders (the tests' 8 channels) take several times more per channel than this counts.
+LIVE_TENSORS = {"AutoencoderKL": 8, "AutoencoderTiny": 5}
+#: A tiled decode's float64 sums of weighted tiles and of weights: 4 channels of 8 bytes a pixel of the image.
+TILE_SUM_BYTES = 32
+
+
 class VAECodec(Codec):
     """A diffusers VAE as a codec (see the module doc).
 
@@ -173,6 +183,19 @@ class VAECodec(Codec):
 
     def _tiled(self, cells: tuple[int, int]) -> bool:
         return self.tile is not None and max(cells) > self.tile
+
+    def network_bytes(self, cells: tuple[int, int], periodic: bool = False) -> int:
+        """Working memory of decoding a latent of ``cells``: the decoder's activations on its largest call
+        (:data:`LIVE_TENSORS` full-resolution tensors: one tile, or the whole image when it fits one tile or
+        the decode is ``periodic``, which cannot be tiled), and a tiled decode's sums. The Stable Diffusion
+        VAE in float32 takes about 1 GB a 512² tile; periodic, 4 KB a pixel of the whole image."""
+        config = self.model.config
+        width = config["block_out_channels"][0] if self.kind == "AutoencoderKL" else config["decoder_block_out_channels"][-1]
+        tiled = not periodic and self._tiled(cells)
+        call = (min(cells[0], self.tile), min(cells[1], self.tile)) if tiled else cells
+        pixels = self.cell_size ** 2
+        activations = LIVE_TENSORS[self.kind] * width * self.dtype.itemsize * call[0] * call[1] * pixels
+        return activations + (TILE_SUM_BYTES * cells[0] * cells[1] * pixels if tiled else 0)
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """(3, H, W) in [-1, 1] -> (channels, H'/f, W'/f) scaled latent (float32, on the image's device)."""
