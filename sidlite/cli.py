@@ -26,25 +26,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _smaller_work(args) -> str:
-    """The options of this command that shrink the work: the output's size, the input's, the query grid."""
-    options = [f"--{name.replace('_', '-')}" for name in ("size", "factor", "max_side") if hasattr(args, name)]
-    stride = ", or use --query-stride 2" if hasattr(args, "query_stride") else ""
-    return ", ".join(options) + stride
+def _memory_advice(args, budget: str) -> str:
+    """What this command's own options can do about memory: ``budget`` ('raise' or 'lower') --memory-budget,
+    shrink the output or the input, stride the queries; only the options the command has are named."""
+    parts = []
+    if hasattr(args, "memory_budget"):
+        parts.append("raise --memory-budget" if budget == "raise" else "lower --memory-budget (smaller bands)")
+    smaller = [f"--{name.replace('_', '-')}" for name in ("size", "factor", "max_side") if hasattr(args, name)]
+    if smaller:
+        parts.append("lower " + ", ".join(smaller))
+    if hasattr(args, "query_stride"):
+        parts.append("use --query-stride 2")
+    return ", or ".join(parts) or "use a smaller input"
 
 
 def _out_of_memory(error: BaseException, args) -> int:
     """The one-line advice for memory that ran out, naming only the options this command has."""
     where = "GPU" if isinstance(error, torch.OutOfMemoryError) else "CPU"
     plan = "see the plan with --plan, then " if hasattr(args, "plan") else ""
-    print(f"sidlite: error: out of {where} memory; {plan}lower --memory-budget (smaller bands), {_smaller_work(args)}",
-          file=sys.stderr)
+    print(f"sidlite: error: out of {where} memory; {plan}{_memory_advice(args, 'lower')}", file=sys.stderr)
     return 2
 
 
 def _refused(refused: PlanRefused, args) -> int:
     """A plan that cannot fit its budget, in one line naming only the options this command has."""
-    print(f"sidlite: error: {refused.need}; raise --memory-budget, or lower {_smaller_work(args)}", file=sys.stderr)
+    print(f"sidlite: error: {refused.need}; {_memory_advice(args, 'raise')}", file=sys.stderr)
     return 2
 
 

@@ -97,36 +97,42 @@ def band_cells_for(codec, width: int, shrink: int = 1) -> int:
     return max(shrink, cells // shrink * shrink)
 
 
-def save_bytes(codec, height: int, width: int, channels: int = 3, streamed: bool = False) -> int:
+def save_bytes(codec, height: int, width: int, channels: int = 3, streamed: bool = False,
+               device: str | None = None) -> int:
     """The memory saving a ``height`` × ``width`` output of ``codec`` takes besides the sampler's: a band's
-    decoding (the whole image for a codec that does not decode blockwise, with its network's working memory),
-    and for an output saved whole its 8-bit copy and Pillow's (RGB held as 4 bytes a pixel), or for a
-    streamed one the band's 8-bit rows and the float preview. Measured: 8192² from the PCA latent, 566 MB
-    measured after sampling, 542 MB planned."""
+    decoding (the whole image for a codec that does not decode blockwise, with its network's working memory
+    where the network runs on ``device``'s kind), and for an output saved whole its 8-bit copy and Pillow's
+    (RGB held as 4 bytes a pixel), or for a streamed one the band's 8-bit rows and the float preview.
+    Measured: 8192² from the PCA latent, 566 MB measured after sampling, 542 MB planned."""
     shrink = preview_shrink(height, width) if streamed else 1
     rows = height if not getattr(codec, "blockwise", False) else \
         min(height, band_cells_for(codec, width, shrink) * codec.cell_size)
-    band = DECODE_BAND_COPIES * 4 * channels * rows * width + decoding_network_bytes(codec, height, width)
+    band = DECODE_BAND_COPIES * 4 * channels * rows * width + decoding_network_bytes(codec, height, width, device=device)
     if not streamed:
         return band + height * width * (channels + (4 if channels == 3 else channels))
     return band + channels * rows * width + 4 * channels * math.ceil(height / shrink) * math.ceil(width / shrink)
 
 
-def decoding_network_bytes(codec, height: int, width: int, periodic: bool = False) -> int:
-    """The working memory of ``codec``'s network decoding a ``height`` × ``width`` output (0 without one)."""
+def decoding_network_bytes(codec, height: int, width: int, periodic: bool = False, device: str | None = None) -> int:
+    """The working memory of ``codec``'s network decoding a ``height`` × ``width`` output: 0 without a network,
+    or where the network runs on another kind of device than ``device`` (a VAE on the GPU beside sampling on the
+    CPU: that memory is not the budget's)."""
     network_bytes = getattr(codec, "network_bytes", None)
-    cells = (height // codec.cell_size, width // codec.cell_size)
-    return 0 if network_bytes is None else network_bytes(cells, periodic)
+    codec_device = getattr(codec, "device", None)
+    elsewhere = device is not None and codec_device is not None and torch.device(codec_device).type != torch.device(device).type
+    if network_bytes is None or elsewhere:
+        return 0
+    return network_bytes((height // codec.cell_size, width // codec.cell_size), periodic)
 
 
 def check_periodic_decoding(plan, codec, cells: tuple[int, int]) -> None:
     """Refuse, before sampling, a periodic decode (tileable outputs in a VAE's latent: the whole image in one
     call of its network) whose working memory would not fit the budget beside the finest level. Blockwise
     codecs decode cheaply and pass."""
-    if getattr(codec, "blockwise", True):
+    if getattr(codec, "blockwise", False):
         return
     height, width = cells[0] * codec.cell_size, cells[1] * codec.cell_size
-    need = decoding_network_bytes(codec, height, width, periodic=True) + DECODE_BAND_COPIES * 4 * 3 * height * width
+    need = decoding_network_bytes(codec, height, width, True, plan.device) + DECODE_BAND_COPIES * 4 * 3 * height * width
     held = plan.levels[0].resident_bytes
     if need > plan.budget - held:
         raise SidliteError(f"decoding the {height}x{width} tileable output through the VAE takes {format_bytes(need)} "
@@ -141,8 +147,8 @@ def plan_saving(plan, codec, height: int, width: int, channels: int = 3) -> bool
     error when even streaming would not fit."""
     held = plan.levels[0].resident_bytes
     left = plan.budget - held
-    streamed = height * width > STREAM_ABOVE_PIXELS or save_bytes(codec, height, width, channels) > left
-    need = save_bytes(codec, height, width, channels, streamed)
+    streamed = height * width > STREAM_ABOVE_PIXELS or save_bytes(codec, height, width, channels, device=plan.device) > left
+    need = save_bytes(codec, height, width, channels, streamed, plan.device)
     if need > left:
         raise SidliteError(f"saving the {height}x{width} output takes {format_bytes(need)} beside the "
                            f"{format_bytes(held)} the finest level holds, more than the memory budget "

@@ -5,6 +5,7 @@ import ctypes
 import ctypes.util
 import math
 import os
+import re
 import sys
 from functools import lru_cache
 
@@ -30,17 +31,18 @@ def resolve_device(device: str | torch.device | None = "cpu") -> torch.device:
     name = (device or "cpu").lower()
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    kind, _, index = name.partition(":")
-    if kind not in DEVICES or (index and not index.isdigit()):
+    parsed = re.fullmatch(r"(\w+)(?::([0-9]+))?", name, re.ASCII)
+    if parsed is None or parsed[1] not in DEVICES:
         raise SidliteError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
-    if kind == "cpu" and index not in ("", "0"):
+    kind, index = parsed[1], parsed[2]
+    if kind == "cpu" and index not in (None, "0"):
         raise SidliteError(f"there is one CPU device, 'cpu'; got {device!r}")
     if kind == "cuda" and not torch.cuda.is_available():
         raise SidliteError("CUDA was requested but this machine has no usable CUDA GPU; use --device cpu")
-    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+    if kind == "cuda" and index is not None and int(index) >= torch.cuda.device_count():
         count = torch.cuda.device_count()
-        raise SidliteError(f"this machine has {count} CUDA GPU{'s' * (count > 1)} (cuda:0 to cuda:{count - 1}); "
-                           f"got {device!r}")
+        names = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise SidliteError(f"this machine has {count} CUDA GPU{'s' * (count > 1)} ({names}); got {device!r}")
     return torch.device("cpu" if kind == "cpu" else name)
 
 

@@ -135,7 +135,6 @@ def test_running_out_of_memory_names_only_the_commands_own_options(tmp_path, cap
     assert "out of CPU memory" in said and "--plan" not in said and "--size" not in said
 
 
-
 def test_a_refused_plan_names_only_the_commands_own_options(tmp_path, capsys):
     """upscale has --factor and no --size: its refusal names the knob it has, in one line."""
     argv = ["upscale", "example:dots", "--factor", "8", "--memory-budget", "2MB", "-o", str(tmp_path / "u.png")]
@@ -144,6 +143,7 @@ def test_a_refused_plan_names_only_the_commands_own_options(tmp_path, capsys):
     assert "but the memory budget is" in said and said.count("\n") == 1
     assert "--factor" in said and "--size" not in said and "--memory-budget" in said
     assert not (tmp_path / "u.png").exists()
+
 
 def test_plan_shows_the_levels_of_a_refused_size(tmp_path, capsys):
     argv = ["generate", "example:dots", "-o", str(tmp_path / "o.png"), "--size", "2048", "2048", "--memory-budget", "20MB"]

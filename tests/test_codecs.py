@@ -202,7 +202,6 @@ def test_vae_periodic_decode_commutes_with_circular_shifts(vae_folders, kind):
     assert all(m.padding_mode == "zeros" for m in codec.model.modules() if isinstance(m, torch.nn.Conv2d))
 
 
-
 @pytest.mark.parametrize("kind", ["kl", "tiny"])
 def test_vae_decoding_memory_is_one_tile_unless_periodic(vae_folders, kind):
     """A tiled decode's network works on one tile at a time, so its working memory stops growing with the
@@ -231,6 +230,7 @@ def test_a_tileable_output_the_vae_cannot_decode_periodically_is_refused_before_
     monkeypatch.undo()
     out = sidlite.tileable(image, (512, 512), latent=codec, patch_size=3, steps=1, memory_budget="120MB", progress=False)
     assert out.shape == (3, 512, 512)
+
 
 def test_missing_models_say_how_to_get_them(tmp_path):
     with pytest.raises(SidliteError, match=r"huggingface-cli download nobody/no-such-vae"):

@@ -209,18 +209,20 @@ def test_the_fused_scan_keeps_the_best_values_among_tied_scores(kernels, monkeyp
     assert torch.allclose(distances[True], distances[False], atol=1e-5)
 
 
-@pytest.mark.parametrize("num_centroids,count,dim", [(92, 2, 147), (3000, 5, 20), (40, 20, 7), (6, 6, 33), (250, 1, 64)])
+@pytest.mark.parametrize("num_centroids,count,dim", [(92, 2, 147), (3000, 5, 20), (40, 20, 7), (16, 16, 33), (6, 2, 33),
+                                                      (250, 1, 64)])
 def test_nearest_centroids_are_the_nearest_with_and_without_the_scan(path, monkeypatch, num_centroids, count, dim):
     """The probe and k-means rank centroids in one call of the list scan where it serves: the whole set as
-    one list, longer than a chunk (3,000), k past the vector width (20), every centroid (6 of 6). The
-    centroids chosen are the truly nearest, in order, on the kernel and on the matrix-product fallback."""
+    one list, longer than a chunk (3,000), k past the vector width (20), every centroid (16 of 16); fewer
+    than 16 centroids stay on the product. The centroids chosen are the truly nearest, in order, on the
+    kernel and on the matrix-product fallback."""
     g = torch.Generator().manual_seed(num_centroids + count)
     num_points = max(700, -(-kmeans.SCAN_MIN_SCORES // num_centroids))  # enough scores for the scan to serve
     centroids, points = torch.randn(num_centroids, dim, generator=g), torch.randn(num_points, dim, generator=g)
     scans = []
     monkeypatch.setattr(kmeans, "scan_top_k", lambda *args: scans.append(1) or scan_top_k(*args))
     found = nearest_centroids(points, centroids, count)
-    assert len(scans) == (path == "native")
+    assert len(scans) == (path == "native" and num_centroids >= kmeans.SCAN_MIN_CENTROIDS)
     distances = torch.cdist(points.double(), centroids.double())
     expected = distances.topk(count, dim=1, largest=False)
     assert found.shape == (num_points, count)

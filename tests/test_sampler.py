@@ -94,15 +94,18 @@ def test_cuda_without_gpu_is_a_clear_error(small_image):
 
 
 @pytest.mark.parametrize("device,message", [("cpu:7", "one CPU device"), ("cuda:x", "unknown device"),
-                                            ("cuda:64", "CUDA GPU")])
-def test_device_indexes_that_do_not_exist_are_refused(device, message):
+                                            ("cpu:", "unknown device"), ("cuda:\u00b2", "unknown device"),
+                                            ("cuda:1", r"has 1 CUDA GPU \(cuda:0\); got 'cuda:1'")])
+def test_device_indexes_that_do_not_exist_are_refused(device, message, monkeypatch):
     from sidlite.runtime import resolve_device
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with one GPU
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert resolve_device("cpu:0") == torch.device("cpu")
-    if device == "cuda:64" and not torch.cuda.is_available():
-        message = "no usable CUDA"
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
     with pytest.raises(SidliteError, match=message):
         resolve_device(device)
+
 
 def test_auto_weighs_the_queries_of_each_level():
     # a 40x40 image (1156 patches of 7x7) generating 200x200 (37636 queries): exact work 43M pairs

@@ -26,7 +26,9 @@ from .shortlist import nearest_by_shortlist, shortlist_serves
 
 INITS = ("kmeans++", "random")
 CHUNK = 16384  # points whose centroid scores are made at once
-SCAN_MIN_SCORES = 2 ** 16  # below, a product and top-k are cheaper (k-means bisections: a 1M-patch build 3.6 → 2.9 s)
+#: The list scan ranks centroids from this many scores and centroids on: it pads the centroids to whole vectors
+#: of 16, so a few centroids (2-means bisections, 4-15 cells) cost a product and top-k less, as do small calls.
+SCAN_MIN_SCORES, SCAN_MIN_CENTROIDS = 2 ** 16, 16
 CELL_TRAINING = 4  # two-level k-means: a cell trains on at most this many times a mean cell's points
 
 
@@ -35,12 +37,14 @@ def nearest_centroids(points: torch.Tensor, centroids: torch.Tensor, count: int 
     """Indices (M, count) of the ``count`` nearest centroids of each point, nearest first. With ``shortlist``,
     where :func:`~sidlite.backends.shortlist.shortlist_serves`, ranked from bf16 products and re-ranked
     exactly (the probe's choice up to near-ties; k-means keeps the float32 ranking). Otherwise, on a CPU
-    with the compiled kernels and for at least :data:`SCAN_MIN_SCORES` scores, in one call of the list scan (:func:`~sidlite.backends.selection.scan_top_k`);
-    else ``chunk`` points at a time, by a matrix product and a top-k."""
+    with the compiled kernels and enough work (:data:`SCAN_MIN_SCORES`), in one call of the list scan (:func:`~sidlite.backends.selection.scan_top_k`);
+    else ``chunk`` points at a time, by a matrix product and a top-k. The two break exact ties differently
+    (the scan by vector lane, the product by lowest index), so k-means' lists can differ by a near-tie
+    between machines with and without the kernels."""
     centroids = centroids.float()
     minus_sq_norms = -(centroids ** 2).sum(1)
-    if scan_serves(points, count) and points.shape[0] * centroids.shape[0] >= SCAN_MIN_SCORES \
-            and not (shortlist and shortlist_serves(points, centroids.shape[0], count)):
+    large = centroids.shape[0] >= SCAN_MIN_CENTROIDS and points.shape[0] * centroids.shape[0] >= SCAN_MIN_SCORES
+    if large and scan_serves(points, count) and not (shortlist and shortlist_serves(points, centroids.shape[0], count)):
         # 2x·c − ‖c‖² is largest for the nearest c (‖x‖² is the same for every centroid, so it is left out).
         return scan_top_k(points, centroids, minus_sq_norms, 2.0, count)[1]
     out = []

@@ -56,7 +56,7 @@ def run(args) -> None:
     if args.plan:
         print(model.plan.table())
         print(f"saving: {'streamed to PNG with a preview' if streamed else 'whole'}, "
-              f"{format_bytes(save_bytes(codec, height, width, image.shape[0], streamed))}")
+              f"{format_bytes(save_bytes(codec, height, width, image.shape[0], streamed, model.plan.device))}")
         return
     for path in paths if streamed else ():
         for written in streamed_paths(path):  # the names a streamed output takes, before any sampling

@@ -143,7 +143,7 @@ static inline void store_lanes(float *p, lanes_t v) { memcpy(p, &v, sizeof v); }
 
 /* out[i * padded + j] = scale * q[i] . member j + bias[j], for i < QUERY_TILE and j < padded, where
  * member j's coordinate d is yt[d * padded + j] (padded: a multiple of LANES). Members go two vectors at
- * a time, and a last odd vector alone: padding to whole pairs of vectors cost a list of 55 a sixth more. */
+ * a time, and a last odd vector alone: padded to whole pairs instead, a list of 40 would be scored as 64, not 48. */
 static void score_tile(const float *const *q, const float *yt, int64_t padded, int64_t dim, float scale,
                        const float *bias, float *out) {
     int64_t pairs_end = padded / (2 * LANES) * (2 * LANES);
