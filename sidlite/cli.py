@@ -13,7 +13,7 @@ import torch
 from . import __version__, commands
 from .errors import SidliteError
 from .plan import PlanRefused
-from .runtime import reuse_freed_memory
+from .runtime import parse_bytes, reuse_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,13 +55,15 @@ def _refused(refused: PlanRefused, args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    reuse_freed_memory()  # the command owns its process: keep freed patch matrices (see its docstring)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
     try:
+        # the command owns its process: keep freed patch matrices, a share of the budget (see its docstring)
+        budget = getattr(args, "memory_budget", None)
+        reuse_freed_memory(None if budget is None else parse_bytes(budget))
         with warnings.catch_warnings():  # a warning is one line, without the source line that raised it
             warnings.showwarning = lambda message, *_, **__: print(f"sidlite: note: {message}", file=sys.stderr)
             args.run(args)

@@ -119,10 +119,11 @@ def test_auto_weighs_the_queries_of_each_level():
 def test_freed_memory_is_kept_for_reuse_on_glibc_unless_asked_not_to(monkeypatch):
     from sidlite.runtime import reuse_freed_memory
 
-    applied = reuse_freed_memory.__wrapped__()
+    applied = reuse_freed_memory()
     assert applied == (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc")
+    assert reuse_freed_memory(300 * 2 ** 20) == applied  # a budget keeps a share of itself
     monkeypatch.setenv("SIDLITE_KEEP_MALLOC", "1")
-    assert reuse_freed_memory.__wrapped__() is False
+    assert reuse_freed_memory() is False
 
 
 @pytest.mark.parametrize("backend,eta", [("exact", 0.0), ("topk:nlist=16", 1.0)])
