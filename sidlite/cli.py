@@ -32,10 +32,11 @@ def _memory_advice(args, budget: str) -> str:
     parts = []
     if hasattr(args, "memory_budget"):
         parts.append("raise --memory-budget" if budget == "raise" else "lower --memory-budget (smaller bands)")
-    smaller = [f"--{name.replace('_', '-')}" for name in ("size", "factor", "max_side") if hasattr(args, name)]
+    smaller = [f"--{name.replace('_', '-')}" for name in ("size", "factor", "short_side", "extend", "max_side")
+               if hasattr(args, name) and (name != "extend" or args.extend)]  # --extend only where it was used
     if smaller:
         parts.append("lower " + ", ".join(smaller))
-    if hasattr(args, "query_stride"):
+    if getattr(args, "query_stride", 2) in (None, "auto", 1):  # not where the queries are strided already
         parts.append("use --query-stride 2")
     return ", or ".join(parts) or "use a smaller input"
 

@@ -125,18 +125,21 @@ def decoding_network_bytes(codec, height: int, width: int, periodic: bool = Fals
     return network_bytes((height // codec.cell_size, width // codec.cell_size), periodic)
 
 
-def check_periodic_decoding(plan, codec, cells: tuple[int, int]) -> None:
-    """Refuse, before sampling, a periodic decode (tileable outputs in a VAE's latent: the whole image in one
-    call of its network) whose working memory would not fit the budget beside the finest level. Blockwise
-    codecs decode cheaply and pass."""
-    if getattr(codec, "blockwise", False):
+def check_whole_decoding(plan, codec, cells: tuple[int, int], periodic: bool = False) -> None:
+    """Refuse, before sampling, an output that an application decodes whole (tileable, symmetric: the image is
+    returned, not saved band by band) when decoding it would not fit the budget beside the finest level: a few
+    float copies of the image (:data:`DECODE_BAND_COPIES`, one more for the application's own) and the 8-bit
+    copies saving makes, with a VAE's network (one tile, or with ``periodic`` the whole image). Sampling in
+    pixels decodes nothing and passes."""
+    if codec.cell_size == 1:
         return
     height, width = cells[0] * codec.cell_size, cells[1] * codec.cell_size
-    need = decoding_network_bytes(codec, height, width, True, plan.device) + DECODE_BAND_COPIES * 4 * 3 * height * width
+    need = decoding_network_bytes(codec, height, width, periodic, plan.device) \
+        + height * width * ((DECODE_BAND_COPIES + 1) * 4 * 3 + 3 + 4)
     held = plan.levels[0].resident_bytes
     if need > plan.budget - held:
-        raise SidliteError(f"decoding the {height}x{width} tileable output through the VAE takes {format_bytes(need)} "
-                           f"beside the {format_bytes(held)} the finest level holds, more than the memory budget "
+        raise SidliteError(f"decoding the {height}x{width} output takes {format_bytes(need)} beside the "
+                           f"{format_bytes(held)} the finest level holds, more than the memory budget "
                            f"{format_bytes(plan.budget)}; raise --memory-budget or lower --size")
 
 

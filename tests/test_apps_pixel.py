@@ -2,8 +2,10 @@
 inpainting/outpainting, editing/harmonization and super-resolution. Small images, few steps."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import sidlite
 from sidlite.apps._shared import region_pyramid
@@ -259,13 +261,37 @@ def test_upscale_rejects_shrinking(cat):
         sidlite.upscale(cat, 0.5)
 
 
+def test_tile_previews_of_large_outputs_are_shrunk_and_still_repeat():
+    from sidlite.apps.tileable import tile_preview_pixels
+
+    pixels = np.random.default_rng(0).integers(0, 256, (100, 60, 3), dtype=np.uint8)
+    assert np.array_equal(tile_preview_pixels(pixels, 2, 3, long_side=512), np.tile(pixels, (2, 3, 1)))
+    preview = tile_preview_pixels(pixels, 3, 3, long_side=128)  # 300 x 180 whole: shrunk 3x first
+    assert preview.shape == (99, 60, 3) and max(preview.shape[:2]) <= 128
+    assert np.array_equal(preview[:33], preview[33:66]) and np.array_equal(preview[:, :20], preview[:, 40:])
+    assert tile_preview_pixels(pixels[..., 0], 2, 2, long_side=512).shape == (200, 120)  # grey stays 2-D
+
+
+def test_latent_outputs_decoded_whole_are_planned_before_sampling(monkeypatch):
+    """symmetric and tileable return the decoded image, so its float copies must fit beside the finest level."""
+    from sidlite.model import SingleImageModel
+
+    image = sidlite.example_image("gravel", max_side=64)
+    monkeypatch.setattr(SingleImageModel, "sample", lambda *a, **k: pytest.fail("sampling started"))
+    for app in (sidlite.symmetric, sidlite.tileable):
+        with pytest.raises(SidliteError, match=r"decoding the 2048x2048 output takes .* memory budget 200.0 MB"):
+            app(image, (2048, 2048), latent="pca", patch_size=3, steps=1, memory_budget="200MB", progress=False)
+
+
 # ---------------------------------------------------------------- command line
 
 def test_cli_subcommands(tmp_path):
     common = ["example:chelsea", "--max-side", "40", "--patch-size", "5", "--steps", "3", "--quiet"]
     assert main(["retarget", *common, "--size", "30", "60", "-o", str(tmp_path / "r.png")]) == 0
     assert main(["tile", *common, "-o", str(tmp_path / "t.png")]) == 0
-    assert (tmp_path / "t_2x2.png").exists() and (tmp_path / "t_3x3.png").exists()
+    tile = np.asarray(Image.open(tmp_path / "t.png"))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "t_2x2.png")), np.tile(tile, (2, 2, 1)))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "t_3x3.png")), np.tile(tile, (3, 3, 1)))
     assert main(["symmetric", *common, "--axis", "vertical", "-o", str(tmp_path / "s.png")]) == 0
     assert main(["inpaint", *common, "--rect", "8", "8", "8", "8", "-o", str(tmp_path / "i.png")]) == 0
     assert main(["inpaint", *common, "--extend", "0", "0", "4", "4", "-o", str(tmp_path / "o.png")]) == 0

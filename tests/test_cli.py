@@ -141,8 +141,13 @@ def test_a_refused_plan_names_only_the_commands_own_options(tmp_path, capsys):
     assert main(argv) == 2
     said = capsys.readouterr().err
     assert "but the memory budget is" in said and said.count("\n") == 1
-    assert "--factor" in said and "--size" not in said and "--memory-budget" in said
+    assert "--factor" in said and "--size" not in said and "--memory-budget" in said and "--query-stride 2" in said
     assert not (tmp_path / "u.png").exists()
+    assert main(argv + ["--query-stride", "2"]) == 2  # strided already: not offered again
+    assert "--query-stride" not in capsys.readouterr().err
+    assert main(["inpaint", "example:dots", "--extend", "0", "0", "900", "900", "--memory-budget", "2MB",
+                 "-o", str(tmp_path / "i.png")]) == 2
+    assert "lower --extend, --max-side" in capsys.readouterr().err
 
 
 def test_plan_shows_the_levels_of_a_refused_size(tmp_path, capsys):

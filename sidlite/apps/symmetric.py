@@ -14,6 +14,7 @@ import torch
 
 from ..config import SamplingConfig, configure
 from ..errors import check
+from ..large_output import check_whole_decoding
 from ..image_io import save_image
 from ..model import SingleImageModel
 from ..sampler import Hooks
@@ -67,6 +68,7 @@ def symmetric(image, size: Sequence[int] | None = None, *, axis: str = "horizont
     codec, space = encode(image, latent)
     config = configure("symmetric", space_of(codec), config, settings)
     model = SingleImageModel.from_config(space, config, space_size(size, codec))
+    check_whole_decoding(model.plan, codec, model.sample_shapes[0])
     result = model.sample(hooks=hooks).image
     return mirror(decode(codec, result), axis, source)  # idempotent on pixels, needed after a decoder
 

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
+from PIL import Image
 
 from ..denoiser import ImageDenoiser
 from ..config import SamplingConfig, configure
 from ..errors import check
-from ..large_output import check_periodic_decoding
+from ..large_output import PREVIEW_LONG_SIDE, check_whole_decoding, preview_shrink
 from ..image_io import save_image
 from ..model import SingleImageModel
 from ..sampler import Hooks
@@ -119,6 +121,19 @@ def tile_preview(image: torch.Tensor, rows: int = 2, cols: int = 2) -> torch.Ten
     return image.repeat(1, rows, cols)
 
 
+def tile_preview_pixels(pixels: np.ndarray, rows: int, cols: int, long_side: int = PREVIEW_LONG_SIDE) -> np.ndarray:
+    """An 8-bit (H, W[, C]) image repeated ``rows`` × ``cols`` times, shrunk first (area average) where the
+    preview's long side would pass ``long_side``: a preview of a large output costs a few MB, not nine
+    float copies of it (the command line's previews)."""
+    check(rows >= 1 and cols >= 1, f"a preview needs at least 1x1 tiles, got {rows}x{cols}")
+    height, width = pixels.shape[:2]
+    shrink = preview_shrink(rows * height, cols * width, long_side)
+    if shrink > 1:
+        size = (max(1, width // shrink), max(1, height // shrink))
+        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
+    return np.tile(pixels, (rows, cols) + (1,) * (pixels.ndim - 2))
+
+
 def preview_grids(direction: str) -> list[tuple[int, int]]:
     """The tiled previews worth saving for a direction: 2×2 and 3×3, or 1×2 and 1×3 along one axis."""
     return {"both": [(2, 2), (3, 3)], "horizontal": [(1, 2), (1, 3)], "vertical": [(2, 1), (3, 1)]}[direction]
@@ -138,7 +153,7 @@ def tileable(image, size: Sequence[int] | None = None, *, direction: str = "both
     codec, space = encode(image, latent)
     config = configure("tileable", space_of(codec), config, settings)
     model = SingleImageModel.from_config(space, config, space_size(size, codec))
-    check_periodic_decoding(model.plan, codec, model.sample_shapes[0])
+    check_whole_decoding(model.plan, codec, model.sample_shapes[0], periodic=True)
     result = model.sample(hooks=hooks).image
     return decode(codec, result, periodic=True)
 
