@@ -345,17 +345,19 @@ class TopKBackend(ClusteredBackend):
         self.rank_mean = self.mean.double()
         del sample, centred
         self.rank_basis = vectors[:, -rank:].flip(1).float().contiguous()  # (D, r), leading directions first
-        codes, norms = [], []
+        # filled block by block in place: a list of blocks joined by a cat held every code twice at the end
+        codes = self.rank_basis.new_empty(self.num_patches, rank)
+        norms = self.rank_basis.new_empty(self.num_patches)
         for start in range(0, self.num_patches, 16384):
             rows = self.patches.gather(self.order[start:start + 16384]).double() - self.rank_mean
-            codes.append((rows.float() @ self.rank_basis))
-            norms.append((rows ** 2).sum(1).float())
+            torch.mm(rows.float(), self.rank_basis, out=codes[start:start + 16384])
+            norms[start:start + 16384] = (rows ** 2).sum(1)
         self.rank_mean = self.rank_mean.float()
         self.full_sq_norms = self.patches.sq_norms()
         centred_centroids = self.centroids.float() - self.rank_mean
         self.centroid_codes = centred_centroids @ self.rank_basis
         self.centroid_norms = (centred_centroids ** 2).sum(1)
-        return torch.cat(codes), torch.cat(norms)
+        return codes, norms
 
     def _ranked(self, x: torch.Tensor, alpha: float) -> torch.Tensor:
         """The queries as the list scan sees them: x itself, or (x − αμ)ᵀU in the projection."""
