@@ -34,6 +34,8 @@ def _memory_advice(args, budget: str) -> str:
         parts.append("raise --memory-budget" if budget == "raise" else "lower --memory-budget (smaller bands)")
     smaller = [f"--{name.replace('_', '-')}" for name in ("size", "factor", "short_side", "extend", "max_side")
                if hasattr(args, name) and (name != "extend" or args.extend)]  # --extend only where it was used
+    if (getattr(args, "batch_size", None) or 1) > 1:
+        smaller.insert(0, "--batch-size")
     if smaller:
         parts.append("lower " + ", ".join(smaller))
     if getattr(args, "query_stride", 2) in (None, "auto", 1):  # not where the queries are strided already

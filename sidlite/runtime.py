@@ -101,7 +101,23 @@ def reuse_freed_memory(budget: int | None = None) -> bool:
     except (OSError, AttributeError):  # not glibc (musl, …): nothing to tune
         return False
     keep = _REUSE_BELOW if budget is None else max(2 ** 20, min(_REUSE_BELOW, budget // 8))
-    return bool(mallopt(_M_MMAP_THRESHOLD, keep)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 * keep))
+    applied = bool(mallopt(_M_MMAP_THRESHOLD, keep)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 * keep))
+    _KEPT["libc"] = libc if applied else None
+    return applied
+
+
+#: glibc, once :func:`reuse_freed_memory` has told it to keep freed memory (else None).
+_KEPT: dict[str, ctypes.CDLL | None] = {"libc": None}
+
+
+def release_freed_memory() -> None:
+    """Give the memory the heap keeps free back to the OS (glibc's ``malloc_trim``), where
+    :func:`reuse_freed_memory` asked it to keep some: the sampler calls it when a level ends, as the next
+    level's matrices have other sizes and the blocks kept would only sit outside the budget (blocks freed
+    below live ones are not trimmed otherwise: an edit under 400 MB grew by 0.57–0.70 GB, 0.38 GB with the
+    allocator left alone). Does nothing elsewhere."""
+    if _KEPT["libc"] is not None:
+        _KEPT["libc"].malloc_trim(0)
 
 
 _UNITS = {"": 1, "b": 1, "k": 2 ** 10, "kb": 2 ** 10, "m": 2 ** 20, "mb": 2 ** 20, "g": 2 ** 30, "gb": 2 ** 30,

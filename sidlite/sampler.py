@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .denoiser import ImageDenoiser
 from .errors import SidliteError, check
 from .pyramid import laplacian_blend, resize
-from .runtime import normal_noise
+from .runtime import normal_noise, release_freed_memory
 from .schedule import Schedule
 
 
@@ -113,6 +113,7 @@ def sample_pyramid(denoisers: Sequence[ImageDenoiser | None], shapes: Sequence[t
                 bar.update(1)
         results[level] = x
         del denoiser  # unless kept, the level's index goes before the next level's is built (plan: one at a time)
+        release_freed_memory()  # and what the heap kept of it goes back to the OS (when asked to keep any)
     return SampleResult(results[0], results, trajectory)
 
 

@@ -148,6 +148,9 @@ def test_a_refused_plan_names_only_the_commands_own_options(tmp_path, capsys):
     assert main(["inpaint", "example:dots", "--extend", "0", "0", "900", "900", "--memory-budget", "2MB",
                  "-o", str(tmp_path / "i.png")]) == 2
     assert "lower --extend, --max-side" in capsys.readouterr().err
+    assert main(["generate", "example:dots", "--size", "2048", "2048", "--samples", "2", "--batch-size", "2",
+                 "--memory-budget", "20MB", "-o", str(tmp_path / "g.png")]) == 2
+    assert "lower --batch-size, --size, --max-side" in capsys.readouterr().err
 
 
 def test_plan_shows_the_levels_of_a_refused_size(tmp_path, capsys):

@@ -126,6 +126,16 @@ def test_freed_memory_is_kept_for_reuse_on_glibc_unless_asked_not_to(monkeypatch
     assert reuse_freed_memory() is False
 
 
+def test_each_level_gives_back_what_the_heap_kept_of_it(small_image, monkeypatch):
+    import sidlite.sampler
+
+    released = []
+    monkeypatch.setattr(sidlite.sampler, "release_freed_memory", lambda: released.append(1))
+    model = SingleImageModel(small_image, patch_size=5, num_levels=3)
+    model.sample(0, steps=2, progress=False)
+    assert len(released) == 3
+
+
 @pytest.mark.parametrize("backend,eta", [("exact", 0.0), ("topk:nlist=16", 1.0)])
 def test_a_batch_of_seeds_gives_the_images_of_the_seeds(small_image, backend, eta):
     """B samples through each step together equal the B single runs: every step to float rounding; at

@@ -348,10 +348,11 @@ class TopKBackend(ClusteredBackend):
         # filled block by block in place: a list of blocks joined by a cat held every code twice at the end
         codes = self.rank_basis.new_empty(self.num_patches, rank)
         norms = self.rank_basis.new_empty(self.num_patches)
-        for start in range(0, self.num_patches, 16384):
-            rows = self.patches.gather(self.order[start:start + 16384]).double() - self.rank_mean
-            torch.mm(rows.float(), self.rank_basis, out=codes[start:start + 16384])
-            norms[start:start + 16384] = (rows ** 2).sum(1)
+        block = max(1, 2 ** 21 // self.dim)  # rows of 16 MB in float64, whatever the patch size
+        for start in range(0, self.num_patches, block):
+            rows = self.patches.gather(self.order[start:start + block]).double() - self.rank_mean
+            torch.mm(rows.float(), self.rank_basis, out=codes[start:start + block])
+            norms[start:start + block] = (rows ** 2).sum(1)
         self.rank_mean = self.rank_mean.float()
         self.full_sq_norms = self.patches.sq_norms()
         centred_centroids = self.centroids.float() - self.rank_mean
