@@ -84,20 +84,21 @@ def shifted_estimate(denoiser: ImageDenoiser, x_t: torch.Tensor, alpha: float, s
     the whole image's values there, and the four calls of the default layout cost about one call on the
     whole image instead of four. Any other callable ``denoiser(x, α, σ)`` gets whole images.
     """
+    height, width = x_t.shape[-2:]
     total = torch.zeros_like(x_t)
-    weight = torch.zeros(x_t.shape[-2:], dtype=x_t.dtype, device=x_t.device)
+    weight = torch.zeros((height, width), dtype=x_t.dtype, device=x_t.device)
     for (dy, dx), mask in layout:
         mask = mask.to(x_t.device, x_t.dtype)
-        rolled = torch.roll(x_t, (dy, dx), (-2, -1))
-        crop = _crop(denoiser, torch.roll(mask, (dy, dx), (0, 1)) > 0)
-        if crop is None:
-            estimate = denoiser(rolled, alpha, sigma)
-        else:
-            estimate = torch.zeros_like(rolled)
-            estimate[..., crop[0], crop[1]] = denoiser(rolled[..., crop[0], crop[1]], alpha, sigma)
-        total += mask * torch.roll(estimate, (-dy, -dx), (-2, -1))
+        crop = _crop(denoiser, torch.roll(mask, (dy, dx), (0, 1)) > 0) or (slice(None), slice(None))
+        # the rolled image's crop taken straight from x_t, and its estimate added back where those pixels
+        # came from: no whole rolled copy of x_t, of its estimate or of the estimate rolled back
+        rows = (torch.arange(height, device=x_t.device)[crop[0]] - dy) % height
+        cols = (torch.arange(width, device=x_t.device)[crop[1]] - dx) % width
+        rows, cols = rows[:, None], cols[None, :]
+        estimate = denoiser(x_t[..., rows, cols], alpha, sigma)
+        total[..., rows, cols] += estimate * mask[rows, cols]
         weight += mask
-    return total / weight
+    return total.div_(weight)
 
 
 class ShiftBlend(Hooks):
