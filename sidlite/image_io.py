@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -17,6 +18,8 @@ from .errors import SidliteError, check
 
 #: Values converted at once by :func:`to_uint8` (32 MB of float32).
 UINT8_BLOCK_VALUES = 2 ** 23
+#: Values of an input converted to float32 at once while it is shrunk on reading (16 MB).
+READ_BAND_VALUES = 2 ** 22
 
 
 def _array_to_unit(array: np.ndarray) -> np.ndarray:
@@ -43,17 +46,35 @@ def _array_to_unit(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _pil_to_unit(image: Image.Image) -> np.ndarray:
+def _pil_pixels(image: Image.Image) -> tuple[Image.Image | np.ndarray, Callable[[np.ndarray], torch.Tensor]]:
+    """The image's pixels, as a Pillow image of 8-bit channels or else an (H, W) float64 array in [0, 1] (16-bit
+    files, scaled by the whole image's range so that every band is scaled alike), and the function that makes
+    any band of them (:func:`_band`) a (3, h, w) float32 tensor in [-1, 1]: 8-bit data stays 8-bit until then."""
+    if image.mode in ("RGB", "L"):
+        return image, _bytes_to_tensor
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.float64)
-        return _array_to_unit(array / (65535.0 if array.max(initial=0) > 255 else 255.0))
+        return array / (65535.0 if array.max(initial=0) > 255 else 255.0), _array_to_tensor
     if image.mode == "P":
         image = image.convert("RGBA")
     elif image.mode not in ("RGB", "RGBA", "L", "LA"):
         image = image.convert("RGBA" if "A" in image.mode else "RGB")
     if image.mode == "LA":
         image = image.convert("RGBA")
-    return _array_to_unit(np.asarray(image))
+    return image, _array_to_tensor
+
+
+def _band(pixels: Image.Image | np.ndarray, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
+    """An (h, w[, C]) array of ``pixels``' given rows and columns, copied out of a Pillow image one band at a time."""
+    if isinstance(pixels, np.ndarray):
+        return pixels[rows, cols]
+    top, bottom, _ = rows.indices(pixels.height)
+    left, right, _ = cols.indices(pixels.width)
+    return np.asarray(pixels.crop((left, top, right, bottom)))
+
+
+def _array_to_tensor(array: np.ndarray) -> torch.Tensor:
+    return _unit_to_tensor(_array_to_unit(array))
 
 
 def _unit_to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -85,7 +106,7 @@ def _no_pixel_limit():
 
 def load_image(path, max_side: int | None = None) -> torch.Tensor:
     """Read an image file as a (3, H, W) float32 tensor in [-1, 1], optionally shrunk so its long side is
-    at most ``max_side`` (antialiased)."""
+    at most ``max_side`` (antialiased; shrunk band by band as it is converted, see :func:`_shrunk_on_reading`)."""
     path = Path(path)
     if not path.exists():
         raise SidliteError(f"input image not found: {path}; check the path")
@@ -94,13 +115,45 @@ def load_image(path, max_side: int | None = None) -> torch.Tensor:
     try:
         with _no_pixel_limit(), Image.open(path) as handle:
             handle.load()
-            if handle.mode in ("RGB", "L"):
-                image = _bytes_to_tensor(np.asarray(handle))
-            else:
-                image = _unit_to_tensor(_pil_to_unit(handle))
+            pixels, to_tensor = _pil_pixels(handle)
+            if max_side is None:
+                return to_tensor(_band(pixels))
+            check(max_side >= 1, f"max_side must be positive, got {max_side}")
+            return _shrunk_on_reading(pixels, to_tensor, max_side)
     except (UnidentifiedImageError, OSError) as error:
         raise SidliteError(f"cannot read {path} as an image ({error}); use a PNG or JPEG file") from None
-    return image if max_side is None else shrink_to(image, max_side)
+
+
+def _shrunk_on_reading(pixels, to_tensor, max_side: int) -> torch.Tensor:
+    """:func:`shrink_to` of the whole converted image, without it: the first pass of the resize
+    (:func:`~sidlite.pyramid.resize_order`) shortens one axis of each band of the other, copied out and
+    converted just before (:data:`READ_BAND_VALUES` floats), and the second pass runs on the result. Each
+    output of a pass reads only its own row or column, so the pixels are those of the whole-image resize.
+    A 6144² photograph shrunk to 256 took 1.1 GB more when it was converted whole."""
+    from .pyramid import resize_axis, resize_order
+
+    height, width = pixels.shape[:2] if isinstance(pixels, np.ndarray) else (pixels.height, pixels.width)
+    size = shrunk_size(height, width, max_side)
+    if size == (height, width):
+        return to_tensor(_band(pixels))
+    (first, first_size), (second, second_size) = resize_order((height, width), size)
+    by_rows = first == -1  # the width is shortened first: bands of rows; else bands of columns
+    step = max(1, READ_BAND_VALUES // (3 * (width if by_rows else height)))
+    middle = torch.empty((3, height, first_size) if by_rows else (3, first_size, width))
+    for start in range(0, height if by_rows else width, step):
+        band = slice(start, start + step)
+        piece = _band(pixels, rows=band) if by_rows else _band(pixels, cols=band)
+        target = middle[:, band] if by_rows else middle[:, :, band]
+        target.copy_(resize_axis(to_tensor(piece), first, first_size))
+    return resize_axis(middle, second, second_size).clamp_(-1, 1)
+
+
+def shrunk_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """(H, W) with the long side at most ``max_side``, the aspect ratio kept (unchanged if already smaller)."""
+    factor = max_side / max(height, width)
+    if factor >= 1:
+        return height, width
+    return max(1, round(height * factor)), max(1, round(width * factor))
 
 
 def shrink_to(image: torch.Tensor, max_side: int) -> torch.Tensor:
@@ -109,11 +162,10 @@ def shrink_to(image: torch.Tensor, max_side: int) -> torch.Tensor:
     from .pyramid import resize
 
     check(max_side >= 1, f"max_side must be positive, got {max_side}")
-    height, width = image.shape[-2:]
-    factor = max_side / max(height, width)
-    if factor >= 1:
+    size = shrunk_size(*image.shape[-2:], max_side)
+    if size == tuple(image.shape[-2:]):
         return image
-    return resize(image, (max(1, round(height * factor)), max(1, round(width * factor)))).clamp_(-1, 1)
+    return resize(image, size).clamp_(-1, 1)
 
 
 def as_image(source) -> torch.Tensor:
@@ -125,7 +177,8 @@ def as_image(source) -> torch.Tensor:
     if isinstance(source, (str, Path)):
         return load_image(source)
     if isinstance(source, Image.Image):
-        return _unit_to_tensor(_pil_to_unit(source))
+        pixels, to_tensor = _pil_pixels(source)
+        return to_tensor(_band(pixels))
     if isinstance(source, np.ndarray):
         return _unit_to_tensor(_array_to_unit(source))
     if isinstance(source, torch.Tensor):

@@ -113,3 +113,28 @@ def test_a_shrunk_image_stays_in_range():
     small = sidlite.example_image("astronaut", max_side=64)
     assert max(small.shape[1:]) == 64
     assert float(small.min()) >= -1 and float(small.max()) <= 1
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P", "I;16"])
+@pytest.mark.parametrize("shape", [(300, 170), (170, 300), (211, 211), (40, 23)])
+def test_shrinking_on_reading_gives_the_whole_image_resize(tmp_path, monkeypatch, mode, shape):
+    """load_image(path, max_side) converts and shortens the input band by band (here bands of a few rows or
+    columns); its pixels must be those of shrinking the whole converted image, in every mode and both
+    orientations (the first pass runs along the width of tall images, along the height of wide ones)."""
+    from sidlite import image_io
+
+    rng = np.random.default_rng(1)
+    height, width = shape
+    if mode == "I;16":
+        deep = rng.integers(0, 256, shape, dtype=np.uint16)
+        deep[-1, -1] = 60000  # one bright pixel sets the whole image's scale, in whichever band it falls
+        picture = Image.fromarray(deep)
+    else:
+        base = Image.fromarray(rng.integers(0, 256, (height, width, 4), dtype=np.uint8), "RGBA")
+        picture = base.convert(mode) if mode != "RGBA" else base
+    picture.save(tmp_path / "big.png")
+    whole = image_io.shrink_to(load_image(tmp_path / "big.png"), 64)
+    monkeypatch.setattr(image_io, "READ_BAND_VALUES", 3 * max(shape) * 7)  # bands of 7 rows or columns
+    banded = load_image(tmp_path / "big.png", max_side=64)
+    assert banded.shape == whole.shape and max(banded.shape[1:]) == min(64, max(shape))
+    torch.testing.assert_close(banded, whole, atol=1e-6, rtol=0)
