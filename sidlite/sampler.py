@@ -74,7 +74,14 @@ def sample_pyramid(denoisers: Sequence[ImageDenoiser | None], shapes: Sequence[t
     ``denoisers`` may be a lazy sequence (:class:`sidlite.model.LevelDenoisers`): each level's denoiser
     is asked for once, when that level starts. Each level shows a progress bar with its ETA.
     """
-    hooks = hooks or Hooks()
+    hooks = Hooks() if hooks is None else hooks
+    check(all(callable(getattr(hooks, name, None)) for name in ("fixed_result", "start", "estimate", "constrain")),
+          f"hooks must be a sidlite.sampler.Hooks (or subclass), got {type(hooks).__name__}")
+    generators = generator if isinstance(generator, (list, tuple)) else [generator]
+    check(len(generators) >= 1 and all(g is None or isinstance(g, torch.Generator) for g in generators)
+          and (len(generators) == 1 or None not in generators),
+          f"generator must be a torch.Generator or a list of them, got {type(generator).__name__}; "
+          f"pass seed= for a seed")
     levels = len(shapes)
     check(len(denoisers) == levels == len(schedules), "denoisers, shapes and schedules need one entry per level")
     etas = [float(eta)] * levels if isinstance(eta, (int, float)) else [float(e) for e in eta]

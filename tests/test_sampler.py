@@ -69,6 +69,17 @@ def test_hooks_constrain_applies_every_step(small_image):
     assert Clamp.calls == 6 and float(out.abs().max()) <= 0.2 + 1e-6
 
 
+def test_wrong_hooks_and_generators_are_refused_in_one_line(small_image):
+    """Hooks without the sampler's methods, and a seed passed as the generator, get sidlite's error naming what
+    to pass, not an AttributeError or torch's argument listing."""
+    model = SingleImageModel(small_image, patch_size=5, num_levels=2)
+    with pytest.raises(SidliteError, match="hooks must be a sidlite.sampler.Hooks"):
+        model.sample(steps=2, hooks="mirror", progress=False)
+    for wrong in (5, [torch.Generator(), 7]):
+        with pytest.raises(SidliteError, match="pass seed= for a seed"):
+            model.sample(steps=2, generator=wrong, progress=False)
+
+
 def test_num_levels_and_patch_size_errors(small_image):
     with pytest.raises(SidliteError, match="smaller than the"):
         SingleImageModel(small_image, patch_size=15, num_levels=3)

@@ -81,19 +81,27 @@ class AttentionBackend(PatchBackend):
         self.width = head_dim(self.dim, 64 if self.patches.device.type == "cuda" else 8)
         self.sq_norms = self.patches.sq_norms()
         self.block = min(self.num_patches, dataset_chunk)
-        self.values = self._padded(self.patches.dense()) if self.block == self.num_patches else None
+        self.values = self._padded_set() if self.block == self.num_patches else None
 
     @classmethod
     def estimate(cls, num_patches, dim, num_queries, dtype=None, dataset_chunk: int = 2 ** 18, **_):
         itemsize = 2 if dtype in ("bfloat16", "float16", torch.bfloat16, torch.float16) else 4
         width = head_dim(dim, 64)
         streamed = num_patches > dataset_chunk
-        # kept padded values (or one padded block and its keys when streaming); per query: the padded
-        # query and output rows, and the merge's running sums when streaming
-        kept = (2 if streamed else 1) * min(num_patches, dataset_chunk) * width * itemsize
+        # the padded values kept (or one padded block when streaming) and, during a call, their keys; per
+        # query: the padded query and output rows, and the merge's running sums when streaming
+        kept = 2 * min(num_patches, dataset_chunk) * width * itemsize
         return {"index_bytes": kept + 4 * num_patches,
                 "bytes_per_query": 2 * width * itemsize + (4 * (dim + 2) if streamed else 0),
                 "flops": 4.0 * num_queries * num_patches * width}
+
+    def _padded_set(self) -> torch.Tensor:
+        """The whole set padded to the head width, filled block by block (16 MB): no joined (N, D) copy
+        beside the padded one, which held about twice the index's memory while it was built."""
+        values = torch.zeros(self.num_patches, self.width, dtype=self.dtype, device=self.patches.device)
+        for start, block in self.patches.chunks(max(1, 2 ** 22 // self.dim)):
+            values[start:start + block.shape[0], :self.dim] = block
+        return values
 
     def _padded(self, patches: torch.Tensor) -> torch.Tensor:
         values = torch.zeros(patches.shape[0], self.width, dtype=self.dtype, device=patches.device)
