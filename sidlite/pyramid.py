@@ -44,7 +44,7 @@ def pyramid_shapes(size: tuple[int, int], num_levels: int, min_short_side: int |
 #: Values the resampler gathers at once (taps × outputs × rows): 4 MB, weighted in place, so a resize holds
 #: little beyond its output at any size. 2^24 (64 MB, and as much again for the weighted copy) put 128 MB
 #: above the plan in every Laplacian blend, and was slower: 1024² down and up 166 against 122 ms, 4096² 3.1
-#: against 2.2 s (AMD EPYC, one sitting).
+#: against 2.2 s (the 2-core Intel Xeon, one sitting).
 GATHER_BLOCK_VALUES = 2 ** 20
 #: Axes with at most this many input × output samples are resized by one dense matrix product.
 DENSE_RESIZE_ENTRIES = 2 ** 18
