@@ -344,7 +344,7 @@ def test_plan_ranks_in_a_projection_when_the_full_index_would_crowd_the_budget()
     def finest(budget):
         return plan_levels([(400, 400)], [(400, 400)], 3, 15, "topk", memory_budget=budget).levels[0]
 
-    roomy, snug, tight = finest("64GB"), finest("1.25GB"), finest("400MB")
+    roomy, snug, tight = finest("64GB"), finest("1.25GB"), finest("200MB")
     # the most dimensions whose index fits a quarter of the budget, else the fewest
     assert "rank_dim" not in roomy.options and snug.options["rank_dim"] == 64 and tight.options["rank_dim"] == 32
     assert snug.index_bytes <= 0.25 * 1.25 * 2 ** 30 < roomy.index_bytes

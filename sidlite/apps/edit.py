@@ -68,7 +68,8 @@ def edit(image, edited, mask=None, *, start_level: int = 1, noise_level: float =
                                        f"{tuple(image.shape)}; edit a copy of the same size")
     region = (edited - image).abs().amax(0) > 1e-6 if mask is None else as_mask(mask, tuple(image.shape[-2:]))
     check(bool(region.any()), "the edited image equals the input; paste or paint something first")
-    model = SingleImageModel.from_config(image, config)
+    # one sample: each level's index is dropped when the level ends, and the plan counts one at a time
+    model = SingleImageModel.from_config(image, config, keep_levels=False)
     start_level = min(start_level, model.num_levels - 1)
     hooks = Renoise(build_pyramid(edited.to(model.device), model.sample_shapes), start_level, noise_level)
     result = model.sample(hooks=hooks).image  # the levels Renoise fixes are never built

@@ -42,7 +42,8 @@ def retarget(image, size: Sequence[int], *, config: SamplingConfig | None = None
     config = configure("retarget", "pixels", config, settings)
     size = check_size(size)
     image = as_image(image)
-    model = SingleImageModel.from_config(image, config, size)
+    # one sample: each level's index is dropped when the level ends, and the plan counts one at a time
+    model = SingleImageModel.from_config(image, config, size, keep_levels=False)
     check(model.num_levels >= 2, "retargeting needs at least 2 levels (the coarsest is the fixed layout); "
                                  "use a larger image or a smaller patch size")
     layout = build_pyramid(resize(image.to(model.device), size), model.sample_shapes)[-1]

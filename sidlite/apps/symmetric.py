@@ -67,7 +67,8 @@ def symmetric(image, size: Sequence[int] | None = None, *, axis: str = "horizont
     hooks = Mirror(axis, source)
     codec, space = encode(image, latent)
     config = configure("symmetric", space_of(codec), config, settings)
-    model = SingleImageModel.from_config(space, config, space_size(size, codec))
+    # one sample: each level's index is dropped when the level ends, and the plan counts one at a time
+    model = SingleImageModel.from_config(space, config, space_size(size, codec), keep_levels=False)
     check_whole_decoding(model.plan, codec, model.sample_shapes[0])
     result = model.sample(hooks=hooks).image
     return mirror(decode(codec, result), axis, source)  # idempotent on pixels, needed after a decoder

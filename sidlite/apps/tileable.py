@@ -153,7 +153,8 @@ def tileable(image, size: Sequence[int] | None = None, *, direction: str = "both
     hooks = ShiftBlend(direction, num_shifts)
     codec, space = encode(image, latent)
     config = configure("tileable", space_of(codec), config, settings)
-    model = SingleImageModel.from_config(space, config, space_size(size, codec))
+    # one sample: each level's index is dropped when the level ends, and the plan counts one at a time
+    model = SingleImageModel.from_config(space, config, space_size(size, codec), keep_levels=False)
     check_whole_decoding(model.plan, codec, model.sample_shapes[0], periodic=True)
     result = model.sample(hooks=hooks).image
     return decode(codec, result, periodic=True)

@@ -38,6 +38,7 @@ from .selection import MAX_K, scan_lists_top_k, top_k_rows
 
 SCANS = ("auto", "loop", "batched")
 PCA_SAMPLE = 16384  # patches the ranking projection is fitted on
+PCA_BLOCK = 2048  # of those, centred and multiplied at once (5.5 MB at D = 675; the whole sample was 88 MB)
 MAX_PAIRS = 2 ** 17  # (query, list) pairs per batch: bounds the partial results (~350 MB at D = 675)
 MAX_SELECTED_PAIRS = 2 ** 20  # top-k's pairs per batch when the kernel chooses: ~200 B of records each
 LIST_SIZE = 256  # patches per list once √N lists would be larger (N > 65,536)
@@ -74,9 +75,12 @@ def two_level(nlist: int, num_patches: int) -> bool:
 
 
 def training_points(nlist: int, num_patches: int, per_list: int = 64) -> int:
-    """The most k-means training points held at once: per_list per list for a flat k-means; one cell's,
-    at most CELL_TRAINING mean cells' worth, for two-level k-means (cells are trained one at a time)."""
-    return cell_training_points(nlist, per_list) if two_level(nlist, num_patches) else per_list * nlist
+    """The most patches k-means holds at once: its training points (per_list per list for a flat k-means;
+    one cell's, at most CELL_TRAINING mean cells' worth, for two-level k-means, whose cells are trained one
+    at a time), or, once they are freed, the block of :data:`~sidlite.backends.kmeans.CHUNK` rows that every
+    patch is assigned in."""
+    train = cell_training_points(nlist, per_list) if two_level(nlist, num_patches) else per_list * nlist
+    return min(num_patches, max(train, CHUNK))
 
 
 def centroids_ranked(nlist: int, num_patches: int) -> int:
@@ -150,7 +154,7 @@ class ClusteredBackend(PatchBackend):
         # k-means' training points; per probed list: a partial result and a score row of the mean list size
         # (a list's gathered queries are one list's worth, not per query); work: centroid ranking, then the
         # probed lists (twice: logits, sums)
-        training = 4 * dim * min(num_patches, training_points(nlist, num_patches))
+        training = 4 * dim * training_points(nlist, num_patches)
         centroid_copies = 2 if two_level(nlist, num_patches) else 1
         return {"index_bytes": num_patches * (4 * dim + 20) + 4 * centroid_copies * nlist * dim + training,
                 "bytes_per_query": nprobe * 4 * (dim + 2 * mean_list + 4) + 4 * ranked,
@@ -308,8 +312,10 @@ class TopKBackend(ClusteredBackend):
         cost["bytes_per_query"] = nprobe * (PAIR_BYTES + 36 * k) + 24 * k
         if rank_dim is not None:
             rank = min(rank_dim, dim)
-            training = 4 * dim * min(num_patches, training_points(nlist, num_patches)) \
-                + 8 * dim * min(num_patches, PCA_SAMPLE)
+            # k-means' training points, then (once they are freed) a block of the projection's sample, its
+            # centred copy and the float64 scatter matrix
+            training = max(4 * dim * training_points(nlist, num_patches),
+                           8 * dim * min(num_patches, PCA_BLOCK) + 16 * dim * dim)
             cost["index_bytes"] = num_patches * (4 * rank + 20) + 4 * nlist * (2 * dim + rank) + 4 * dim * rank \
                 + training + scratch
             cost["bytes_per_query"] += 4 * k * dim
@@ -338,17 +344,19 @@ class TopKBackend(ClusteredBackend):
             return super()._list_table()
         rank = min(self.rank_dim, self.dim)
         generator = make_generator(self.seed + 1, self.patches.device)
-        sample = self.patches.gather(torch.randperm(self.num_patches, generator=generator,
-                                                    device=self.patches.device)[:PCA_SAMPLE])
-        centred = sample - self.mean
-        _, vectors = torch.linalg.eigh((centred.T @ centred).double())
+        picks = torch.randperm(self.num_patches, generator=generator, device=self.patches.device)[:PCA_SAMPLE]
+        scatter = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.patches.device)
+        for start in range(0, picks.numel(), PCA_BLOCK):  # the sample's scatter matrix, a few MB at a time
+            centred = self.patches.gather(picks[start:start + PCA_BLOCK]) - self.mean
+            scatter += (centred.T @ centred).double()
+        _, vectors = torch.linalg.eigh(scatter)
         self.rank_mean = self.mean.double()
-        del sample, centred
+        del centred
         self.rank_basis = vectors[:, -rank:].flip(1).float().contiguous()  # (D, r), leading directions first
         # filled block by block in place: a list of blocks joined by a cat held every code twice at the end
         codes = self.rank_basis.new_empty(self.num_patches, rank)
         norms = self.rank_basis.new_empty(self.num_patches)
-        block = max(1, 2 ** 21 // self.dim)  # rows of 16 MB in float64, whatever the patch size
+        block = max(1, 2 ** 19 // self.dim)  # rows of 4 MB in float64 (and their float32 and squared copies)
         for start in range(0, self.num_patches, block):
             rows = self.patches.gather(self.order[start:start + block]).double() - self.rank_mean
             torch.mm(rows.float(), self.rank_basis, out=codes[start:start + block])

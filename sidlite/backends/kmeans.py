@@ -61,7 +61,11 @@ def nearest_centroids(points: torch.Tensor, centroids: torch.Tensor, count: int 
 
 def assign(data: PatchSet, centroids: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
     """The nearest centroid of every patch of ``data`` (N,), reading the set block by block."""
-    return torch.cat([nearest_centroids(block, centroids, chunk=chunk)[:, 0] for _, block in data.chunks(chunk)])
+    labels = []
+    for _, block in data.chunks(chunk):
+        labels.append(nearest_centroids(block, centroids, chunk=chunk)[:, 0])
+        del block  # before the next block is cut from the set: one block held at a time, not two
+    return torch.cat(labels)
 
 
 def _kmeans_pp(points: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -99,12 +103,19 @@ def kmeans(data: PatchSet | torch.Tensor, num_lists: int, *, iters: int = 8, gen
         points = data.gather(torch.randperm(n, generator=generator, device=data.device)[:train_size]).float()
     else:
         points = data.dense().float()
+    centroids = _lloyd(points, num_lists, iters, generator, init)
+    del points  # the training copy goes before every row is assigned
+    return centroids, assign(data, centroids)
+
+
+def _lloyd(points: torch.Tensor, num_lists: int, iters: int, generator: torch.Generator, init: str) -> torch.Tensor:
+    """The (L, D) centroids of ``iters`` Lloyd iterations on the training points, seeded by ``init``."""
+    train_size = points.shape[0]
     if init == "kmeans++":
         # The seeding is sequential in L; on a subset it costs little and still spreads the centres.
-        seed_set = points[:min(train_size, 16 * num_lists)]
-        centroids = _kmeans_pp(seed_set, num_lists, generator)
+        centroids = _kmeans_pp(points[:min(train_size, 16 * num_lists)], num_lists, generator)
     else:
-        centroids = points[torch.randperm(train_size, generator=generator, device=data.device)[:num_lists]].clone()
+        centroids = points[torch.randperm(train_size, generator=generator, device=points.device)[:num_lists]].clone()
     for _ in range(iters):
         labels = nearest_centroids(points, centroids)[:, 0]
         counts = torch.bincount(labels, minlength=num_lists)
@@ -113,8 +124,8 @@ def kmeans(data: PatchSet | torch.Tensor, num_lists: int, *, iters: int = 8, gen
         centroids[filled] = sums[filled] / counts[filled, None].to(sums.dtype)
         empty = int((~filled).sum())
         if empty:
-            centroids[~filled] = points[torch.randint(train_size, (empty,), generator=generator, device=data.device)]
-    return centroids, assign(data, centroids)
+            centroids[~filled] = points[torch.randint(train_size, (empty,), generator=generator, device=points.device)]
+    return centroids
 
 
 def split_large_lists(data: PatchSet | torch.Tensor, centroids: torch.Tensor, cap: int, *, generator: torch.Generator,
