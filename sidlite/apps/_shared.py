@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ from ..codecs import Codec, get_codec
 from ..denoiser import ImageDenoiser, known_patch_grid
 from ..errors import check
 from ..image_io import as_image, load_image
+from ..model import LevelDenoisers
 from ..plan import Plan, plan_levels
 from ..pyramid import resize
 from ..runtime import resolve_device
@@ -104,27 +106,33 @@ def app_plan(dataset_shapes: list[tuple[int, int]], output_shapes: list[tuple[in
              known: list[torch.Tensor] | None = None, shared_index: bool = False) -> Plan:
     """The per-level plan of an application (:func:`sidlite.plan.plan_levels` under ``config``'s memory budget
     and query stride), checked: a size that cannot fit is refused in one line, before any work. Level i's
-    dataset is the patches of a ``dataset_shapes[i]`` image (those wholly in ``known[i]``, when given); all
-    levels' indexes are held at once, or with ``shared_index`` one index serves every level."""
+    dataset is the patches of a ``dataset_shapes[i]`` image (those wholly in ``known[i]``, when given); one
+    level's index is held at a time (:func:`planned_denoisers` builds each as its level starts), or with
+    ``shared_index`` one index serves every level."""
     counts = None if known is None else [int(known_patch_grid(k, config.patch_size).sum()) for k in known]
     return plan_levels([tuple(s) for s in dataset_shapes], [tuple(s) for s in output_shapes], channels,
                        config.patch_size, config.backend, device=resolve_device(config.device),
                        memory_budget=config.memory_budget, query_stride=config.query_stride,
-                       dataset_patches=counts, keep_levels=not shared_index).check()
+                       dataset_patches=counts).check()
 
 
 def planned_denoisers(datasets: list[torch.Tensor], output_shapes: list[tuple[int, int]], config,
                       known: list[torch.Tensor] | None = None, shared_index: bool = False,
-                      plan: Plan | None = None) -> list[ImageDenoiser]:
+                      plan: Plan | None = None) -> Sequence[ImageDenoiser]:
     """One denoiser per output level as :func:`app_plan` decides (backend and options, stride, band height),
-    over ``datasets[i]``, level i's dataset image; ``plan``, when the caller made it already. With
-    ``shared_index`` (``datasets`` then repeats one image) one index serves every level, planned for the finest."""
+    over ``datasets[i]``, level i's dataset image; ``plan``, when the caller made it already. Each is built
+    when its level is first asked for and dropped when another level is (:class:`~sidlite.model.LevelDenoisers`),
+    as the plan counts them. With ``shared_index`` (``datasets`` then repeats one image) one index serves every
+    level, planned for the finest."""
     plan = plan or app_plan([d.shape[-2:] for d in datasets], output_shapes, datasets[0].shape[0], config, known,
                             shared_index)
     if shared_index:
         return [ImageDenoiser.from_plan(plan.levels[0], datasets[0], config.patch_size, config.rho)] * len(datasets)
-    return [ImageDenoiser.from_plan(level, d, config.patch_size, config.rho, known=k)
-            for level, d, k in zip(plan.levels, datasets, known or [None] * len(datasets))]
+
+    def build(level: int) -> ImageDenoiser:
+        return ImageDenoiser.from_plan(plan.levels[level], datasets[level], config.patch_size, config.rho,
+                                       known=None if known is None else known[level])
+    return LevelDenoisers(build, len(datasets), datasets[0].shape[0], keep=False)
 
 
 def smooth_fill(image: torch.Tensor, region: torch.Tensor, iterations: int | None = None) -> torch.Tensor:

@@ -14,13 +14,15 @@ from pathlib import Path
 import torch
 
 from ..config import SamplingConfig, configure
+from ..denoiser import ImageDenoiser
 from ..errors import check
 from ..image_io import as_image
+from ..plan import Plan
 from ..pyramid import build_pyramid, pyramid_shapes, resize
 from ..runtime import make_generator, resolve_device
 from ..sampler import Hooks, invert, sample_pyramid
 from ..schedule import Schedule
-from ._shared import planned_denoisers
+from ._shared import app_plan, planned_denoisers
 
 
 class _StartFromInversion(Hooks):
@@ -75,13 +77,16 @@ def structural_analogy(structure, style, *, noise_level: float | None = 0.5, out
                                         f"size or a larger output_short_side")
     style_levels = build_pyramid(style, style_shapes)
     structure_coarsest = build_pyramid(structure, shapes)[-1]
-    # the style's levels, and the structure's coarsest level that the inversion denoises with its own patches
-    *denoisers, own = planned_denoisers(style_levels + [structure_coarsest], shapes + [shapes[-1]], config)
+    # the structure's coarsest level, which the inversion denoises with its own patches, and the style's levels
+    plan = app_plan([s.shape[-2:] for s in style_levels] + [shapes[-1]], shapes + [shapes[-1]], style.shape[0], config)
+    own = ImageDenoiser.from_plan(plan.levels[-1], structure_coarsest, patch_size, config.rho)
     schedules = [Schedule.flow_linear(s, config.sigma_min) for s in per_level]
     coarse = schedules[-1]
     stop = coarse.index_for_noise_level(noise_level)
     generator = make_generator(config.seed, device)
     inverted = invert(own, structure_coarsest, coarse, stop, generator)
+    del own  # its index goes before the style's levels are built, one at a time, as the plan counts
+    denoisers = planned_denoisers(style_levels, shapes, config, plan=Plan(plan.levels[:-1], plan.budget, plan.device))
     etas = [eta] * (num_levels - 1) + [0.0]
     result = sample_pyramid(denoisers, shapes, schedules, eta=etas, generator=generator,
                             hooks=_StartFromInversion(num_levels - 1, inverted, stop), progress=config.progress,

@@ -81,7 +81,8 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
                              f"(default auto)")
     parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--memory-budget", default=None, metavar="SIZE",
-                        help="most memory sampling may hold, e.g. 4GB (default: 60%% of the free memory)")
+                        help="most memory sampling's data may hold, e.g. 4GB (default: 60%% of the free memory); "
+                             "the process itself takes about 0.3 GB more")
     parser.add_argument("--query-stride", default=None, type=lambda t: t if t == "auto" else positive_int(t),
                         help="query patch stride: auto (2 on levels above 8M positions) or a whole number")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
