@@ -338,3 +338,23 @@ def test_every_application_plans_its_levels_under_the_memory_budget(cat, app):
         run(memory_budget="64KB", progress=False, patch_size=5)
     with pytest.raises(SidliteError, match="query stride"):
         run(query_stride=9, progress=False, patch_size=5)
+
+
+def test_application_levels_hold_one_index_at_a_time(cat):
+    """planned_denoisers builds a level's denoiser when the level is asked for and drops the one before, so
+    its plan counts one index per level, not the sum of every level's (which refused sizes that fit)."""
+    from sidlite.apps._shared import app_plan, planned_denoisers
+    from sidlite.config import configure
+    from sidlite.plan import plan_levels
+
+    config = configure("inpaint", "pixels", None, {"patch_size": 5, "progress": False})
+    shapes = [tuple(cat.shape[1:]), (cat.shape[1] // 2, cat.shape[2] // 2)]
+    levels = [cat, resize(cat, shapes[1])]
+    plan = app_plan(shapes, shapes, 3, config)
+    every = plan_levels(shapes, shapes, 3, 5, config.backend, keep_levels=True)
+    assert plan.levels[0].index_bytes < every.levels[0].index_bytes  # the coarser level's index is not counted
+    denoisers = planned_denoisers(levels, shapes, config, plan=plan)
+    finest = denoisers[0]
+    assert denoisers[0] is finest  # built once while its level lasts
+    coarser = denoisers[1]
+    assert denoisers[0] is not finest and coarser is not finest  # the finest was dropped, and is built anew
