@@ -1,6 +1,7 @@
 """Reading and writing images: any common file becomes a (3, H, W) float tensor in [-1, 1].
 
-RGB, RGBA (composited over white, with a warning), grayscale, palette and 16-bit files are accepted.
+RGB, RGBA (composited over white, with a warning), grayscale, palette and 16-bit files are accepted;
+photographs are turned upright as their EXIF orientation says.
 Saving rounds to 8 bits and refuses to overwrite an existing file unless asked.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import SidliteError, check
 
@@ -115,13 +116,25 @@ def load_image(path, max_side: int | None = None) -> torch.Tensor:
     try:
         with _no_pixel_limit(), Image.open(path) as handle:
             handle.load()
-            pixels, to_tensor = _pil_pixels(handle)
+            pixels, to_tensor = _pil_pixels(_upright(handle, in_place=True))
             if max_side is None:
                 return to_tensor(_band(pixels))
             check(max_side >= 1, f"max_side must be positive, got {max_side}")
             return _shrunk_on_reading(pixels, to_tensor, max_side)
     except (UnidentifiedImageError, OSError) as error:
         raise SidliteError(f"cannot read {path} as an image ({error}); use a PNG or JPEG file") from None
+
+
+def _upright(image: Image.Image, in_place: bool = False) -> Image.Image:
+    """The photograph turned as its EXIF orientation tag says (in place, or a turned copy; the image itself
+    when it has no turn to make): cameras and phones store portraits sideways with a tag, and every
+    viewer shows them upright."""
+    if image.getexif().get(ExifTags.Base.Orientation, 1) == 1:
+        return image
+    if in_place:
+        ImageOps.exif_transpose(image, in_place=True)
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _shrunk_on_reading(pixels, to_tensor, max_side: int) -> torch.Tensor:
@@ -177,7 +190,7 @@ def as_image(source) -> torch.Tensor:
     if isinstance(source, (str, Path)):
         return load_image(source)
     if isinstance(source, Image.Image):
-        pixels, to_tensor = _pil_pixels(source)
+        pixels, to_tensor = _pil_pixels(_upright(source))
         return to_tensor(_band(pixels))
     if isinstance(source, np.ndarray):
         return _unit_to_tensor(_array_to_unit(source))

@@ -138,3 +138,21 @@ def test_shrinking_on_reading_gives_the_whole_image_resize(tmp_path, monkeypatch
     banded = load_image(tmp_path / "big.png", max_side=64)
     assert banded.shape == whole.shape and max(banded.shape[1:]) == min(64, max(shape))
     torch.testing.assert_close(banded, whole, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("orientation,turn", [(1, lambda a: a), (3, lambda a: np.rot90(a, 2)),
+                                              (6, lambda a: np.rot90(a, -1)), (8, lambda a: np.rot90(a, 1))])
+def test_photographs_are_turned_upright_by_their_exif_orientation(tmp_path, orientation, turn):
+    """A phone stores a portrait sideways with an orientation tag; it loads as a viewer shows it."""
+    array = np.random.default_rng(2).integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(array).save(tmp_path / "photo.png", exif=exif)
+    expected = torch.from_numpy(np.ascontiguousarray(turn(array))).permute(2, 0, 1).float() / 127.5 - 1
+    torch.testing.assert_close(load_image(tmp_path / "photo.png"), expected)
+    with Image.open(tmp_path / "photo.png") as handle:  # an opened image too, left as it was
+        torch.testing.assert_close(as_image(handle), expected)
+        assert handle.size == (10, 6)
+    from sidlite.image_io import shrink_to
+
+    torch.testing.assert_close(load_image(tmp_path / "photo.png", max_side=5), shrink_to(expected, 5), atol=1e-6, rtol=0)
