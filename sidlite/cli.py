@@ -26,9 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _memory_advice(args, budget: str) -> str:
+def _memory_advice(args, budget: str, plan=None) -> str:
     """What this command's own options can do about memory: ``budget`` ('raise' or 'lower') --memory-budget,
-    shrink the output or the input, stride the queries; only the options the command has are named."""
+    shrink the output or the input, stride the queries (not where they are strided already, nor where a
+    refused ``plan``'s too-large levels are, or hold more than the budget in images alone, which a stride
+    does not shrink); only the options the command has are named."""
     parts = []
     if hasattr(args, "memory_budget"):
         parts.append("raise --memory-budget" if budget == "raise" else "lower --memory-budget (smaller bands)")
@@ -38,7 +40,9 @@ def _memory_advice(args, budget: str) -> str:
         smaller.insert(0, "--batch-size")
     if smaller:
         parts.append("lower " + ", ".join(smaller))
-    if getattr(args, "query_stride", 2) in (None, "auto", 1):  # not where the queries are strided already
+    stride_helps = plan is None or any(level.query_stride == 1 and level.image_bytes < plan.budget
+                                       for level in plan.levels if level.memory > plan.budget)
+    if getattr(args, "query_stride", 2) in (None, "auto", 1) and stride_helps:
         parts.append("use --query-stride 2")
     return ", or ".join(parts) or "use a smaller input"
 
@@ -53,7 +57,7 @@ def _out_of_memory(error: BaseException, args) -> int:
 
 def _refused(refused: PlanRefused, args) -> int:
     """A plan that cannot fit its budget, in one line naming only the options this command has."""
-    print(f"sidlite: error: {refused.need}; {_memory_advice(args, 'raise')}", file=sys.stderr)
+    print(f"sidlite: error: {refused.need}; {_memory_advice(args, 'raise', refused.plan)}", file=sys.stderr)
     return 2
 
 

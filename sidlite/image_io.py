@@ -110,7 +110,7 @@ def load_image(path, max_side: int | None = None) -> torch.Tensor:
     at most ``max_side`` (antialiased; shrunk band by band as it is converted, see :func:`_shrunk_on_reading`)."""
     path = Path(path)
     if not path.exists():
-        raise SidliteError(f"input image not found: {path}; check the path")
+        raise SidliteError(f"image file not found: {path}; check the path")
     if path.is_dir():
         raise SidliteError(f"{path} is a folder, not an image file")
     try:
@@ -123,6 +123,17 @@ def load_image(path, max_side: int | None = None) -> torch.Tensor:
             return _shrunk_on_reading(pixels, to_tensor, max_side)
     except (UnidentifiedImageError, OSError) as error:
         raise SidliteError(f"cannot read {path} as an image ({error}); use a PNG or JPEG file") from None
+
+
+def image_size(path) -> tuple[int, int]:
+    """(H, W) of an image file as :func:`load_image` reads it (upright, before any shrink), without decoding it."""
+    try:
+        with _no_pixel_limit(), Image.open(path) as handle:
+            width, height = handle.size
+            turned = handle.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)  # a quarter turn
+    except (UnidentifiedImageError, OSError) as error:
+        raise SidliteError(f"cannot read {path} as an image ({error}); use a PNG or JPEG file") from None
+    return (width, height) if turned else (height, width)
 
 
 def _upright(image: Image.Image, in_place: bool = False) -> Image.Image:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from .backends import BackendSpec, parse_backend
@@ -25,12 +26,13 @@ def default_min_short_side(patch_size: int) -> int:
 MAX_SIDE = 2 ** 31 - 1
 
 
-def _check_size(size: Sequence[int] | None) -> tuple[int, int] | None:
+def check_size(size: Sequence[int] | None, what: str = "an output size") -> tuple[int, int] | None:
+    """(H, W) as two positive whole numbers (Python or NumPy integers) of at most :data:`MAX_SIDE`; None stays None."""
     if size is None:
         return None
     check(isinstance(size, (list, tuple)) and len(size) == 2
-          and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size),
-          f"an output size is two positive integers (height, width), got {size}")
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in size),
+          f"{what} is two positive integers (height, width), got {size}")
     check(max(size) <= MAX_SIDE, f"an output side is at most {MAX_SIDE:,} pixels, got {size[0]}x{size[1]}")
     return int(size[0]), int(size[1])
 
@@ -89,7 +91,7 @@ class SingleImageModel:
         check(rho > 0, f"rho must be positive (inf for a plain average), got {rho}")
         self.patch_size = patch_size
         reference = tuple(image.shape[-2:])
-        output = _check_size(output_size) or reference
+        output = check_size(output_size) or reference
         explicit_floor = min_short_side is not None
         m = min_short_side if explicit_floor else default_min_short_side(patch_size)
         check(m >= 1, f"min_short_side must be positive, got {m}")
@@ -97,10 +99,10 @@ class SingleImageModel:
         if auto:
             short = min(min(reference), min(output))
             check(min(reference) >= patch_size, f"the image ({reference[0]}x{reference[1]}) is smaller than the "
-                                                f"{patch_size}x{patch_size} patch; use a smaller --patch-size")
-            check(min(output) >= patch_size, f"the output ({output[0]}x{output[1]}; latent cells, in a latent) is smaller "
-                                             f"than the {patch_size}x{patch_size} patch; use a larger --size or a smaller "
-                                             f"--patch-size")
+                                                f"{patch_size}x{patch_size} patch; use a smaller patch size")
+            check(min(output) >= patch_size, f"the output ({output[0]}x{output[1]}) is smaller than the "
+                                             f"{patch_size}x{patch_size} patch; use a larger output size or a smaller "
+                                             f"patch size")
             num_levels = auto_num_levels(short, min(m, short))
         check(isinstance(num_levels, int) and num_levels >= 1, f"num_levels must be 'auto' or an integer >= 1, got {num_levels!r}")
         floor = m if (explicit_floor or auto) else None

@@ -41,7 +41,10 @@ PRESETS: dict[tuple[str, str], tuple[SamplingConfig, str]] = {
 
 
 def preset(application: str, space: str = "pixels") -> SamplingConfig:
-    """The starting configuration of ``application`` in ``space`` ('pixels', 'latent', or a named variant)."""
+    """The starting configuration of ``application`` in ``space`` ('pixels', 'latent', or a named variant);
+    the command line's names work too: ``preset('generate-gigapixel')`` is ``preset('generate', 'gigapixel')``."""
+    if space == "pixels" and (application, space) not in PRESETS and "-" in application:
+        application, _, space = application.partition("-")
     if (application, space) in PRESETS:
         return PRESETS[application, space][0]
     if (application, "pixels") in PRESETS and space == "latent":

@@ -137,7 +137,7 @@ def test_running_out_of_memory_names_only_the_commands_own_options(tmp_path, cap
 
 def test_a_refused_plan_names_only_the_commands_own_options(tmp_path, capsys):
     """upscale has --factor and no --size: its refusal names the knob it has, in one line."""
-    argv = ["upscale", "example:dots", "--factor", "8", "--memory-budget", "2MB", "-o", str(tmp_path / "u.png")]
+    argv = ["upscale", "example:dots", "--factor", "8", "--memory-budget", "130MB", "-o", str(tmp_path / "u.png")]
     assert main(argv) == 2
     said = capsys.readouterr().err
     assert "but the memory budget is" in said and said.count("\n") == 1
@@ -151,6 +151,12 @@ def test_a_refused_plan_names_only_the_commands_own_options(tmp_path, capsys):
     assert main(["generate", "example:dots", "--size", "2048", "2048", "--samples", "2", "--batch-size", "2",
                  "--memory-budget", "20MB", "-o", str(tmp_path / "g.png")]) == 2
     assert "lower --batch-size, --size, --max-side" in capsys.readouterr().err
+    # strided by 'auto' (above 8M positions), or images alone over the budget: a stride cannot help
+    for size, budget in (("4000", "1GB"), ("2048", "20MB")):
+        assert main(["generate", "example:dots", "--size", size, size, "--memory-budget", budget,
+                     "-o", str(tmp_path / "h.png")]) == 2
+        said = capsys.readouterr().err
+        assert "raise --memory-budget" in said and "--query-stride" not in said, size
 
 
 def test_plan_shows_the_levels_of_a_refused_size(tmp_path, capsys):
@@ -161,3 +167,46 @@ def test_plan_shows_the_levels_of_a_refused_size(tmp_path, capsys):
     assert main(argv) == 2  # without --plan: the one line alone
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1
+
+
+def test_edit_shrinks_its_edit_with_the_input(tmp_path):
+    """--max-side shrinks an --edited copy as it shrinks the input, and a --paste piece and its --at corner by
+    the input's factor: an edit painted or pasted at rows 40-79, columns 60-99 of a 120x160 photograph is
+    redrawn at rows 20-39, columns 30-49 of its 60x80 shrink, and the rest is the shrunk input itself."""
+    from sidlite import load_image
+
+    rng = np.random.default_rng(3)
+    photo = rng.integers(90, 160, (120, 160, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    painted = photo.copy()
+    painted[40:80, 60:100] = (255, 0, 0)
+    Image.fromarray(painted).save(tmp_path / "painted.png")
+    Image.fromarray(np.full((40, 40, 3), (255, 0, 0), dtype=np.uint8)).save(tmp_path / "red.png")
+    small = ["--max-side", "80", "--patch-size", "5", "--steps", "2", "--quiet"]
+    assert main(["edit", str(tmp_path / "photo.png"), "-o", str(tmp_path / "a.png"), "--edited",
+                 str(tmp_path / "painted.png"), *small]) == 0
+    assert main(["edit", str(tmp_path / "photo.png"), "-o", str(tmp_path / "b.png"), "--paste",
+                 str(tmp_path / "red.png"), "--at", "40", "60", *small]) == 0
+    shrunk = load_image(tmp_path / "photo.png", max_side=80)
+    far = np.ones((60, 80), dtype=bool)
+    far[10:50, 20:60] = False  # the region and a 10-pixel margin for the feather
+    for name in ("a.png", "b.png"):
+        changed = (load_image(tmp_path / name) - shrunk).abs().amax(0) > 3 / 255
+        assert not changed[far].any(), name  # untouched away from the region
+        assert changed[20:40, 30:50].float().mean() > 0.5, name  # redrawn inside it
+
+
+def test_latent_sizes_are_said_in_pixels_and_cells(tmp_path, capsys):
+    """A size that whole latent blocks change is noted, and a latent too small for the patch is refused in
+    its cells with the pixels they stand for (not as if they were pixels)."""
+    out = str(tmp_path / "l.png")
+    assert main(["generate", "example:gravel", "--max-side", "128", "--latent", "pca", "--size", "200", "200",
+                 "-o", out, "--plan"]) == 0
+    captured = capsys.readouterr()
+    assert "the output is 192x192 pixels, not 200x200" in captured.err
+    assert "sizes in cells of the pca latent, 8x8 pixels each: the output is 192x192 pixels" in captured.out
+    assert main(["generate", "example:chelsea", "--max-side", "64", "--latent", "pca", "-o", out]) == 2
+    said = capsys.readouterr().err
+    assert "cropped to 32x64 pixels" in said and "the input is 4x8 cells of the pca latent (32x64 pixels)" in said
+    assert main(["generate", "example:gravel", "--max-side", "64", "--size", "8", "8", "-o", out]) == 2
+    assert "the output (8x8 pixels) is smaller than the 15x15 patch" in capsys.readouterr().err

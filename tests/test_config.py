@@ -44,6 +44,7 @@ def test_every_preset_is_listed_by_name():
     for application, space in PRESETS:
         name = application if space == "pixels" else f"{application}-{space}"
         assert name in table and by_name(name) == (application, space)
+        assert sidlite.preset(name) is sidlite.preset(application, space)  # the listed name works in Python too
     with pytest.raises(SidliteError, match="choose one of"):
         by_name("retarget-latent3")
 

@@ -5,6 +5,7 @@ Nothing here samples; each application module owns its hooks and its public func
 from __future__ import annotations
 
 import inspect
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -14,9 +15,10 @@ import torch.nn.functional as F
 
 from ..codecs import Codec, get_codec
 from ..denoiser import ImageDenoiser, known_patch_grid
-from ..errors import check
+from ..config import configure
+from ..errors import SidliteError, check
 from ..image_io import as_image, load_image
-from ..model import LevelDenoisers
+from ..model import LevelDenoisers, SingleImageModel, check_size
 from ..plan import Plan, plan_levels
 from ..pyramid import resize
 from ..runtime import resolve_device
@@ -27,27 +29,58 @@ def space_of(codec: Codec) -> str:
     return "latent" if codec.cell_size > 1 else "pixels"
 
 
-def check_size(size, what: str = "an output size") -> tuple[int, int]:
-    """(H, W) as two positive integers."""
-    check(size is not None and len(size) == 2 and all(isinstance(v, (int, np.integer)) and v > 0 for v in size),
-          f"{what} is two positive integers (height, width), got {size}")
-    return int(size[0]), int(size[1])
-
-
 def encode(image, latent) -> tuple[Codec, torch.Tensor]:
-    """The codec for ``latent`` fitted to ``image`` and the image in that space (pixels when None)."""
+    """The codec for ``latent`` fitted to ``image`` and the image in that space (pixels when None); an
+    input that whole latent blocks crop is noted."""
     image = as_image(image)
     codec = get_codec(latent, image)
+    height, width = image.shape[-2:]
+    kept = (height // codec.multiple * codec.multiple, width // codec.multiple * codec.multiple)
+    if kept != (height, width):
+        warnings.warn(f"the {codec.name} latent works in whole {codec.multiple}-pixel blocks: the input is cropped "
+                      f"to {kept[0]}x{kept[1]} pixels", stacklevel=2)
     return codec, codec.encode(image)
 
 
 def space_size(size: tuple[int, int] | None, codec: Codec) -> tuple[int, int] | None:
-    """An output size in pixels as a size in the codec's cells (the codec's own cropping rule)."""
+    """An output size in pixels as a size in the codec's cells (the codec's own cropping rule), noted where
+    whole latent blocks make it smaller."""
     if size is None:
         return None
-    cells = codec.latent_shape(check_size(size))
-    check(min(cells) >= 1, f"the output size {size} is smaller than one {codec.cell_size}x{codec.cell_size} latent cell")
+    size = check_size(size)
+    cells = codec.latent_shape(size)
+    check(min(cells) >= 1, f"the output size {size} is smaller than one {codec.multiple}x{codec.multiple} latent block")
+    made = (size[0] // codec.multiple * codec.multiple, size[1] // codec.multiple * codec.multiple)
+    if made != size:
+        warnings.warn(f"the {codec.name} latent works in whole {codec.multiple}-pixel blocks: the output is "
+                      f"{made[0]}x{made[1]} pixels, not {size[0]}x{size[1]}", stacklevel=2)
     return cells
+
+
+def check_patch_fits(shape: tuple[int, int], patch_size: int, codec: Codec, what: str) -> None:
+    """Refuse, in one line and in the units the user gave, an ``what`` ('input' or 'output') smaller than the
+    patch: pixels, or a latent's cells with the pixels they stand for."""
+    if min(shape) >= patch_size:
+        return
+    if codec.cell_size == 1:
+        raise SidliteError(f"the {what} ({shape[0]}x{shape[1]} pixels) is smaller than the {patch_size}x{patch_size} "
+                           f"patch; use a {'larger --size' if what == 'output' else 'larger image'} or a smaller --patch-size")
+    c = codec.cell_size
+    raise SidliteError(f"the {what} is {shape[0]}x{shape[1]} cells of the {codec.name} latent ({shape[0] * c}x"
+                       f"{shape[1] * c} pixels), smaller than the {patch_size}x{patch_size}-cell patch; use a larger "
+                       f"{'--size' if what == 'output' else 'image (--max-side)'} or a smaller --patch-size")
+
+
+def space_model(application: str, image, size, latent, config, settings: dict,
+                keep_levels: bool = False) -> tuple[Codec, SingleImageModel]:
+    """The codec for ``latent`` fitted to ``image``, and the model of ``application``'s preset (``config`` and
+    ``settings`` on top) in that space, sampling ``size`` pixels (default: the input's) as whole cells."""
+    codec, space = encode(image, latent)
+    config = configure(application, space_of(codec), config, settings)
+    cells = space_size(size, codec)
+    for what, shape in (("input", tuple(space.shape[-2:])), ("output", cells or tuple(space.shape[-2:]))):
+        check_patch_fits(shape, config.patch_size, codec, what)
+    return codec, SingleImageModel.from_config(space, config, cells, keep_levels)
 
 
 def decode(codec: Codec, latent: torch.Tensor, periodic: bool = False) -> torch.Tensor:

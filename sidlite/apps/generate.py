@@ -10,12 +10,11 @@ from typing import Sequence
 
 import torch
 
-from ..codecs import Codec, get_codec
-from ..config import SamplingConfig, configure
+from ..codecs import Codec
+from ..config import SamplingConfig
 from ..errors import check
-from ..image_io import as_image
-from ..model import SingleImageModel, _check_size
-from ._shared import space_of
+from ..model import SingleImageModel
+from ._shared import space_model
 
 
 def generation_model(image, size: Sequence[int] | None = None, *, latent=None, config: SamplingConfig | None = None,
@@ -26,14 +25,7 @@ def generation_model(image, size: Sequence[int] | None = None, *, latent=None, c
     shows what a run will cost before it starts. ``settings`` are :class:`SamplingConfig` fields or
     backend options, on top of ``config`` (default: the space's 'generate' preset).
     """
-    image = as_image(image)
-    codec = get_codec(latent, image)
-    config = configure("generate", space_of(codec), config, settings)
-    size = _check_size(size)
-    if size is not None and codec.cell_size > 1:
-        size = codec.latent_shape(size)
-        check(min(size) >= 1, f"the output size is smaller than one {codec.multiple}-pixel latent block")
-    return codec, SingleImageModel.from_config(codec.encode(image), config, size, keep_levels)
+    return space_model("generate", image, size, latent, config, settings, keep_levels)
 
 
 def generate(image, num_samples: int = 1, *, size: Sequence[int] | None = None, latent=None,

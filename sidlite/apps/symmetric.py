@@ -12,13 +12,12 @@ from typing import Sequence
 
 import torch
 
-from ..config import SamplingConfig, configure
+from ..config import SamplingConfig
 from ..errors import check
 from ..large_output import check_whole_decoding
 from ..image_io import save_image
-from ..model import SingleImageModel
 from ..sampler import Hooks
-from ._shared import decode, demo_image, encode, space_of, space_size
+from ._shared import decode, demo_image, space_model
 
 SOURCES = {"horizontal": ("left", "right"), "vertical": ("top", "bottom")}
 
@@ -65,10 +64,8 @@ def symmetric(image, size: Sequence[int] | None = None, *, axis: str = "horizont
     25 or 50, which the preset notes all work).
     """
     hooks = Mirror(axis, source)
-    codec, space = encode(image, latent)
-    config = configure("symmetric", space_of(codec), config, settings)
     # one sample: each level's index is dropped when the level ends, and the plan counts one at a time
-    model = SingleImageModel.from_config(space, config, space_size(size, codec), keep_levels=False)
+    codec, model = space_model("symmetric", image, size, latent, config, settings, keep_levels=False)
     check_whole_decoding(model.plan, codec, model.sample_shapes[0])
     result = model.sample(hooks=hooks).image
     return mirror(decode(codec, result), axis, source)  # idempotent on pixels, needed after a decoder

@@ -25,13 +25,12 @@ import torch
 from PIL import Image
 
 from ..denoiser import ImageDenoiser
-from ..config import SamplingConfig, configure
+from ..config import SamplingConfig
 from ..errors import check
 from ..large_output import PREVIEW_LONG_SIDE, check_whole_decoding, preview_shrink
 from ..image_io import save_image
-from ..model import SingleImageModel
 from ..sampler import Hooks
-from ._shared import decode, demo_image, encode, space_of, space_size
+from ._shared import decode, demo_image, space_model
 
 DIRECTIONS = ("both", "horizontal", "vertical")
 
@@ -151,10 +150,8 @@ def tileable(image, size: Sequence[int] | None = None, *, direction: str = "both
     short side 2·P, η = 1, seed 0, as the paper's, except T = 10 instead of 25 or 50).
     """
     hooks = ShiftBlend(direction, num_shifts)
-    codec, space = encode(image, latent)
-    config = configure("tileable", space_of(codec), config, settings)
     # one sample: each level's index is dropped when the level ends, and the plan counts one at a time
-    model = SingleImageModel.from_config(space, config, space_size(size, codec), keep_levels=False)
+    codec, model = space_model("tileable", image, size, latent, config, settings, keep_levels=False)
     check_whole_decoding(model.plan, codec, model.sample_shapes[0], periodic=True)
     result = model.sample(hooks=hooks).image
     return decode(codec, result, periodic=True)

@@ -92,8 +92,9 @@ def upscale(image, factor: float = 2.0, *, noise_level: float | None = 0.5, cons
     denoisers = planned_denoisers([image] * (len(shapes) - 1), shapes[:-1], config, shared_index=True) + [None]
     hooks = FromInput(image, len(shapes) - 1, noise_level, consistency)
     schedules = [Schedule.flow_linear(s, config.sigma_min) for s in config.steps_per_level(len(shapes))]
-    return sample_pyramid(denoisers, shapes, schedules, eta=config.eta, generator=make_generator(config.seed, device),
-                          hooks=hooks, progress=config.progress, device=device, dtype=image.dtype).image
+    result = sample_pyramid(denoisers, shapes, schedules, eta=config.eta, generator=make_generator(config.seed, device),
+                            hooks=hooks, progress=config.progress, device=device, dtype=image.dtype).image
+    return result.clamp_(-1, 1)  # back-projection's correction can overshoot [-1, 1] at sharp edges
 
 
 def demo(folder, quick: bool = False) -> tuple[str, str, list[str]]:

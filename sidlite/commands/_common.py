@@ -8,7 +8,7 @@ from ..backends import BACKENDS
 from ..presets import by_name, preset
 from ..errors import check
 from ..examples import example_image, example_names
-from ..image_io import load_image, refuse_overwrite, save_image
+from ..image_io import image_size, load_image, refuse_overwrite, save_image
 
 
 def int_at_least(minimum: int):
@@ -26,6 +26,16 @@ def int_at_least(minimum: int):
 
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
+
+
+def query_stride(text: str) -> str | int:
+    """--query-stride: 'auto' or a whole number >= 1."""
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number >= 1, got {text!r}") from None
 
 
 def noise_level(text: str) -> float:
@@ -51,9 +61,10 @@ def add_input(parser: argparse.ArgumentParser) -> None:
                         help="shrink the input first so its long side is at most this many pixels")
 
 
-def add_output(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", required=True,
-                        help="output image path (.png/.jpg); with several samples, _000, _001, … are appended")
+def add_output(parser: argparse.ArgumentParser, samples: bool = False) -> None:
+    """-o and --overwrite; ``samples``: the command writes several samples, numbered."""
+    numbered = "; with several samples, _000, _001, … are appended" if samples else ""
+    parser.add_argument("-o", "--output", required=True, help=f"output image path (.png/.jpg){numbered}")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
@@ -83,7 +94,7 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-budget", default=None, metavar="SIZE",
                         help="most memory sampling's data may hold, e.g. 4GB (default: 60%% of the free memory); "
                              "the process itself takes about 0.3 GB more")
-    parser.add_argument("--query-stride", default=None, type=lambda t: t if t == "auto" else positive_int(t),
+    parser.add_argument("--query-stride", default=None, type=query_stride,
                         help="query patch stride: auto (2 on levels above 8M positions) or a whole number")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -108,6 +119,13 @@ def read_input(args) -> "torch.Tensor":
     if source.startswith("example:"):
         return example_image(source.split(":", 1)[1], args.max_side)
     return load_image(source, args.max_side)
+
+
+def source_size(source: str) -> tuple[int, int]:
+    """(H, W) of an input path or ``example:NAME`` before any ``--max-side`` shrink."""
+    if source.startswith("example:"):
+        return tuple(example_image(source.split(":", 1)[1]).shape[-2:])
+    return image_size(source)
 
 
 def check_folder_path(folder: Path) -> None:

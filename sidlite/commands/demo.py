@@ -34,7 +34,9 @@ class Entry:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="lecture-size samples and every application, with an HTML gallery")
+    parser = subparsers.add_parser("demo", help="lecture-size samples and every application, with an HTML gallery",
+                                   description="Write samples of a bundled image and one output of every application "
+                                               "into a folder, with an HTML gallery (index.html) to show them.")
     parser.add_argument("--output", default="outputs/demo", help="output folder (default outputs/demo)")
     parser.add_argument("--image", default="chelsea", choices=example_names(),
                         help="bundled image for the unconditional samples (default chelsea)")

@@ -5,7 +5,9 @@ from types import SimpleNamespace
 
 from ..apps.edit import edit, paste
 from ..errors import check
-from ._common import add_input, add_output, add_sampling, noise_level, output_paths, read_input, sampling_settings, save_all
+from ..pyramid import resize
+from ._common import (add_input, add_output, add_sampling, noise_level, output_paths, read_input, sampling_settings,
+                      save_all, source_size)
 
 
 def register(subparsers) -> None:
@@ -16,9 +18,12 @@ def register(subparsers) -> None:
     add_input(parser)
     add_output(parser)
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--edited", metavar="FILE", help="a copy of the input (same size) with something painted or pasted in")
-    what.add_argument("--paste", metavar="FILE", help="an image to paste into the input (needs --at)")
-    parser.add_argument("--at", nargs=2, type=int, metavar=("ROW", "COL"), help="top-left corner for --paste")
+    what.add_argument("--edited", metavar="FILE", help="a copy of the input (same size) with something painted or "
+                                                        "pasted in; --max-side shrinks it as it shrinks the input")
+    what.add_argument("--paste", metavar="FILE", help="an image to paste into the input (needs --at); --max-side "
+                                                       "shrinks it by the input's factor")
+    parser.add_argument("--at", nargs=2, type=int, metavar=("ROW", "COL"),
+                        help="top-left corner for --paste, in the input's own pixels (before --max-side)")
     parser.add_argument("--mask", metavar="FILE", help="light pixels mark the edited region (default: where the images differ)")
     parser.add_argument("--start-level", type=int, default=1, help="pyramid level re-noised first, 0 = finest (default 1)")
     parser.add_argument("--noise-level", type=noise_level, default=0.5, help="noise level in (0, 1] to re-noise to (default 0.5)")
@@ -33,8 +38,15 @@ def run(args) -> None:
     check(args.paste or args.at is None, "--at places a --paste piece; an --edited copy is already in place")
     paths = output_paths(args.output, 1, args.overwrite)
     image = read_input(args)
-    piece = read_input(SimpleNamespace(input=args.paste or args.edited, max_side=None))  # a file or example:NAME
-    edited, mask = paste(image, piece, *args.at) if args.paste else (piece, None)
+    if args.edited:  # a copy of the input's size: --max-side shrinks it alike
+        edited, mask = read_input(SimpleNamespace(input=args.edited, max_side=args.max_side)), None
+    else:  # the piece and its place scale with the input, as --max-side shrank it
+        piece = read_input(SimpleNamespace(input=args.paste, max_side=None))  # a file or example:NAME
+        scale = image.shape[-1] / source_size(args.input)[1]
+        if scale < 1:
+            size = (max(1, round(piece.shape[-2] * scale)), max(1, round(piece.shape[-1] * scale)))
+            piece = resize(piece, size).clamp_(-1, 1)
+        edited, mask = paste(image, piece, *(round(v * scale) for v in args.at))
     result = edit(image, edited, args.mask or mask, start_level=args.start_level, noise_level=args.noise_level,
                   keep_outside=not args.no_keep_outside, **sampling_settings(args))
     save_all([result], paths, args.overwrite)

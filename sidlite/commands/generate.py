@@ -16,7 +16,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("generate", help="new images from one image",
                                    description="Generate new images with the patch statistics of INPUT.")
     add_input(parser)
-    add_output(parser)
+    add_output(parser, samples=True)
     add_size(parser)
     parser.add_argument("--samples", type=positive_int, default=1, help="number of samples (seed, seed+1, …)")
     parser.add_argument("--batch-size", type=positive_int, default=None, dest="batch_size",
@@ -55,6 +55,9 @@ def run(args) -> None:
     streamed = plan_saving(model.plan, codec, height, width, image.shape[0])
     if args.plan:
         print(model.plan.table())
+        if codec.cell_size > 1:
+            print(f"sizes in cells of the {codec.name} latent, {codec.cell_size}x{codec.cell_size} pixels each: "
+                  f"the output is {height}x{width} pixels")
         print(f"saving: {'streamed to PNG with a preview' if streamed else 'whole'}, "
               f"{format_bytes(save_bytes(codec, height, width, image.shape[0], streamed, model.plan.device))}")
         return
