@@ -58,6 +58,7 @@ class FaissBackend(PatchBackend):
         index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_L2)
         if centroids is None:
             index.cp.seed = seed
+            index.cp.min_points_per_centroid = 1  # √N lists of √N patches each are by design: no warning per small set
             index.train(data)
         else:
             check(tuple(centroids.shape) == (nlist, self.dim), f"centroids must be (nlist, {self.dim})")
