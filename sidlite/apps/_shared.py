@@ -136,12 +136,12 @@ def region_pyramid(region: torch.Tensor, shapes: list[tuple[int, int]]) -> list[
 
 
 def app_plan(dataset_shapes: list[tuple[int, int]], output_shapes: list[tuple[int, int]], channels: int, config,
-             known: list[torch.Tensor] | None = None, shared_index: bool = False) -> Plan:
+             known: list[torch.Tensor] | None = None) -> Plan:
     """The per-level plan of an application (:func:`sidlite.plan.plan_levels` under ``config``'s memory budget
     and query stride), checked: a size that cannot fit is refused in one line, before any work. Level i's
     dataset is the patches of a ``dataset_shapes[i]`` image (those wholly in ``known[i]``, when given); one
-    level's index is held at a time (:func:`planned_denoisers` builds each as its level starts), or with
-    ``shared_index`` one index serves every level."""
+    level's index is held at a time (:func:`planned_denoisers` builds each as its level starts, or one serves
+    every level)."""
     counts = None if known is None else [int(known_patch_grid(k, config.patch_size).sum()) for k in known]
     return plan_levels([tuple(s) for s in dataset_shapes], [tuple(s) for s in output_shapes], channels,
                        config.patch_size, config.backend, device=resolve_device(config.device),
@@ -157,8 +157,7 @@ def planned_denoisers(datasets: list[torch.Tensor], output_shapes: list[tuple[in
     when its level is first asked for and dropped when another level is (:class:`~sidlite.model.LevelDenoisers`),
     as the plan counts them. With ``shared_index`` (``datasets`` then repeats one image) one index serves every
     level, planned for the finest."""
-    plan = plan or app_plan([d.shape[-2:] for d in datasets], output_shapes, datasets[0].shape[0], config, known,
-                            shared_index)
+    plan = plan or app_plan([d.shape[-2:] for d in datasets], output_shapes, datasets[0].shape[0], config, known)
     if shared_index:
         return [ImageDenoiser.from_plan(plan.levels[0], datasets[0], config.patch_size, config.rho)] * len(datasets)
 
