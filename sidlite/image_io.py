@@ -130,17 +130,22 @@ def image_size(path) -> tuple[int, int]:
     try:
         with _no_pixel_limit(), Image.open(path) as handle:
             width, height = handle.size
-            turned = handle.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)  # a quarter turn
+            turned = _orientation(handle) in (5, 6, 7, 8)  # a quarter turn
     except (UnidentifiedImageError, OSError) as error:
         raise SidliteError(f"cannot read {path} as an image ({error}); use a PNG or JPEG file") from None
     return (width, height) if turned else (height, width)
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation tag (1: upright, 3: upside down, 5-8: a quarter turn, mirrored or not)."""
+    return image.getexif().get(ExifTags.Base.Orientation, 1)
 
 
 def _upright(image: Image.Image, in_place: bool = False) -> Image.Image:
     """The photograph turned as its EXIF orientation tag says (in place, or a turned copy; the image itself
     when it has no turn to make): cameras and phones store portraits sideways with a tag, and every
     viewer shows them upright."""
-    if image.getexif().get(ExifTags.Base.Orientation, 1) == 1:
+    if _orientation(image) == 1:
         return image
     if in_place:
         ImageOps.exif_transpose(image, in_place=True)

@@ -35,11 +35,17 @@ def encode(image, latent) -> tuple[Codec, torch.Tensor]:
     image = as_image(image)
     codec = get_codec(latent, image)
     height, width = image.shape[-2:]
-    kept = (height // codec.multiple * codec.multiple, width // codec.multiple * codec.multiple)
+    kept = _whole_blocks(codec, (height, width))
     if kept != (height, width):
         warnings.warn(f"the {codec.name} latent works in whole {codec.multiple}-pixel blocks: the input is cropped "
                       f"to {kept[0]}x{kept[1]} pixels", stacklevel=2)
     return codec, codec.encode(image)
+
+
+def _whole_blocks(codec: Codec, size: tuple[int, int]) -> tuple[int, int]:
+    """The pixels of ``size`` the codec keeps: its latent's cells times their size."""
+    cells = codec.latent_shape(size)
+    return cells[0] * codec.cell_size, cells[1] * codec.cell_size
 
 
 def space_size(size: tuple[int, int] | None, codec: Codec) -> tuple[int, int] | None:
@@ -50,7 +56,7 @@ def space_size(size: tuple[int, int] | None, codec: Codec) -> tuple[int, int] | 
     size = check_size(size)
     cells = codec.latent_shape(size)
     check(min(cells) >= 1, f"the output size {size} is smaller than one {codec.multiple}x{codec.multiple} latent block")
-    made = (size[0] // codec.multiple * codec.multiple, size[1] // codec.multiple * codec.multiple)
+    made = _whole_blocks(codec, size)
     if made != size:
         warnings.warn(f"the {codec.name} latent works in whole {codec.multiple}-pixel blocks: the output is "
                       f"{made[0]}x{made[1]} pixels, not {size[0]}x{size[1]}", stacklevel=2)

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from ..apps.edit import edit, paste
 from ..errors import check
-from ..pyramid import resize
+from ..image_io import shrink_to
 from ._common import (add_input, add_output, add_sampling, noise_level, output_paths, read_input, sampling_settings,
                       save_all, source_size)
 
@@ -43,9 +43,7 @@ def run(args) -> None:
     else:  # the piece and its place scale with the input, as --max-side shrank it
         piece = read_input(SimpleNamespace(input=args.paste, max_side=None))  # a file or example:NAME
         scale = image.shape[-1] / source_size(args.input)[1]
-        if scale < 1:
-            size = (max(1, round(piece.shape[-2] * scale)), max(1, round(piece.shape[-1] * scale)))
-            piece = resize(piece, size).clamp_(-1, 1)
+        piece = shrink_to(piece, max(1, round(max(piece.shape[-2:]) * scale)))
         edited, mask = paste(image, piece, *(round(v * scale) for v in args.at))
     result = edit(image, edited, args.mask or mask, start_level=args.start_level, noise_level=args.noise_level,
                   keep_outside=not args.no_keep_outside, **sampling_settings(args))
