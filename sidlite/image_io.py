@@ -21,6 +21,12 @@ from .errors import SidliteError, check
 UINT8_BLOCK_VALUES = 2 ** 23
 #: Values of an input converted to float32 at once while it is shrunk on reading (16 MB).
 READ_BAND_VALUES = 2 ** 22
+#: How far a float array may stray outside [0, 1] (a resampler's overshoot, clipped) before it is refused as
+#: data on another scale (0-255, or [-1, 1]).
+ARRAY_SLACK = 0.25
+#: The largest magnitude a float image tensor may hold: images lie in [-1, 1] and latents within a few units,
+#: so anything past this is 0-255 data passed without conversion.
+MAX_TENSOR_VALUE = 32.0
 
 
 def _array_to_unit(array: np.ndarray) -> np.ndarray:
@@ -32,7 +38,11 @@ def _array_to_unit(array: np.ndarray) -> np.ndarray:
     else:
         array = array.astype(np.float64)
         check(np.isfinite(array).all(), "the image contains NaN or infinite values")
-        array = np.clip(array, 0.0, 1.0)
+        low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+        check(-ARRAY_SLACK <= low and high <= 1 + ARRAY_SLACK,
+              f"a float image array is taken as [0, 1] (as scikit-image and matplotlib write them), but this one "
+              f"spans [{low:g}, {high:g}]; divide 0-255 data by 255, or pass [-1, 1] data as a torch tensor")
+        array = np.clip(array, 0.0, 1.0)  # a resampler's small overshoot
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     check(array.ndim == 3 and array.shape[2] in (1, 3, 4),
@@ -217,6 +227,9 @@ def as_image(source) -> torch.Tensor:
         check(source.is_floating_point(), f"an image tensor is float in [-1, 1], got {source.dtype}; convert 8-bit "
                                           f"data with x / 127.5 - 1, or pass it as an (H, W, C) numpy array")
         check(bool(torch.isfinite(source).all()), "the image tensor contains NaN or infinite values")
+        largest = float(source.abs().max()) if source.numel() else 0.0
+        check(largest <= MAX_TENSOR_VALUE, f"the image tensor reaches {largest:g}, but images are float in [-1, 1] "
+                                           f"(latents a few units); convert 0-255 data with x / 127.5 - 1")
         return source
     raise SidliteError(f"cannot use a {type(source).__name__} as an image; pass a path, array, PIL image or tensor")
 

@@ -156,3 +156,15 @@ def test_photographs_are_turned_upright_by_their_exif_orientation(tmp_path, orie
     from sidlite.image_io import shrink_to
 
     torch.testing.assert_close(load_image(tmp_path / "photo.png", max_side=5), shrink_to(expected, 5), atol=1e-6, rtol=0)
+
+
+def test_data_on_another_scale_is_refused_not_clipped():
+    with pytest.raises(SidliteError, match=r"x / 127.5 - 1"):
+        as_image(torch.full((3, 8, 8), 200.0))  # 0-255 floats
+    assert as_image(torch.full((3, 8, 8), 4.0)).shape == (3, 8, 8)  # a latent's few units pass
+    with pytest.raises(SidliteError, match="divide 0-255 data by 255"):
+        as_image(np.full((8, 8, 3), 200.0))  # would have been clipped to white
+    with pytest.raises(SidliteError, match=r"\[-1, 1\] data as a torch tensor"):
+        as_image(np.linspace(-1, 1, 192).reshape(8, 8, 3))  # would have lost its dark half
+    overshoot = np.linspace(-0.05, 1.05, 192).reshape(8, 8, 3)  # a resampler's overshoot is clipped
+    assert float(as_image(overshoot).min()) == -1.0 and float(as_image(overshoot).max()) == 1.0
