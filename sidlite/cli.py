@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 import warnings
@@ -29,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _memory_advice(args, budget: str, plan=None) -> str:
     """What this command's own options can do about memory: ``budget`` ('raise' or 'lower') --memory-budget,
     shrink the output or the input, stride the queries (not where they are strided already, nor where a
-    refused ``plan``'s too-large levels are, or hold more than the budget in images alone, which a stride
-    does not shrink); only the options the command has are named."""
+    refused ``plan``, planned again with a stride of 2, would still not fit); only the options the command
+    has are named."""
     parts = []
     if hasattr(args, "memory_budget"):
         parts.append("raise --memory-budget" if budget == "raise" else "lower --memory-budget (smaller bands)")
@@ -40,8 +41,7 @@ def _memory_advice(args, budget: str, plan=None) -> str:
         smaller.insert(0, "--batch-size")
     if smaller:
         parts.append("lower " + ", ".join(smaller))
-    stride_helps = plan is None or any(level.query_stride == 1 and level.image_bytes < plan.budget
-                                       for level in plan.levels if level.memory > plan.budget)
+    stride_helps = plan is None or plan.fits_with(query_stride=2)
     if getattr(args, "query_stride", 2) in (None, "auto", 1) and stride_helps:
         parts.append("use --query-stride 2")
     return ", or ".join(parts) or "use a smaller input"
@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sidlite: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader closed early (`--plan | head`): what it read is all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exiting flushes nowhere, quietly
     return 0
 
 

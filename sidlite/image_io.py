@@ -6,6 +6,7 @@ Saving rounds to 8 bits and refuses to overwrite an existing file unless asked.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,6 +67,13 @@ def _pil_pixels(image: Image.Image) -> tuple[Image.Image | np.ndarray, Callable[
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.float64)
         return array / (65535.0 if array.max(initial=0) > 255 else 255.0), _array_to_tensor
+    if image.mode == "F":  # 32-bit float samples, taken as [0, 1] as float arrays are
+        array = np.asarray(image, dtype=np.float64)
+        low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+        check(-ARRAY_SLACK <= low and high <= 1 + ARRAY_SLACK,
+              f"a 32-bit float image file is read as [0, 1], but this one spans [{low:g}, {high:g}]; "
+              f"save it with 8 or 16 bits a channel")
+        return array, _array_to_tensor
     if image.mode == "P":
         image = image.convert("RGBA")
     elif image.mode not in ("RGB", "RGBA", "L", "LA"):
@@ -208,9 +216,10 @@ def shrink_to(image: torch.Tensor, max_side: int) -> torch.Tensor:
 
 
 def as_image(source) -> torch.Tensor:
-    """A (C, H, W) float tensor in [-1, 1] from a path, a PIL image, an (H, W[, C]) array or a tensor.
+    """A (C, H, W) float32 tensor in [-1, 1] from a path, a PIL image, an (H, W[, C]) array or a tensor.
 
-    Float tensors are taken as already in [-1, 1] (a leading batch dimension of 1 is dropped); integer
+    Float tensors are taken as already in [-1, 1] (a leading batch dimension of 1 is dropped) and computed
+    in float32 whatever their float type, so a seed gives the same sample from a float64 copy; integer
     tensors are refused, since 0-255 and [-1, 1] data would both pass (an 8-bit array is read as 0-255).
     """
     if isinstance(source, (str, Path)):
@@ -224,13 +233,14 @@ def as_image(source) -> torch.Tensor:
         if source.dim() == 4 and source.shape[0] == 1:
             source = source[0]
         check(source.dim() == 3, f"expected a (C, H, W) tensor, got shape {tuple(source.shape)}")
-        check(source.is_floating_point(), f"an image tensor is float in [-1, 1], got {source.dtype}; convert 8-bit "
-                                          f"data with x / 127.5 - 1, or pass it as an (H, W, C) numpy array")
-        check(bool(torch.isfinite(source).all()), "the image tensor contains NaN or infinite values")
-        largest = float(source.abs().max()) if source.numel() else 0.0
-        check(largest <= MAX_TENSOR_VALUE, f"the image tensor reaches {largest:g}, but images are float in [-1, 1] "
-                                           f"(latents a few units); convert 0-255 data with x / 127.5 - 1")
-        return source
+        check(not (source.shape[2] in (1, 3, 4) and source.shape[0] > 4),
+              f"the tensor {tuple(source.shape)} looks like (H, W, C); pass (C, H, W) (x.permute(2, 0, 1)) or a "
+              f"numpy (H, W, C) array")
+        low, high = check_tensor_values(source)
+        if 0 <= low < high <= 1:
+            warnings.warn("the image tensor has no value below 0: sidlite's images are in [-1, 1], so [0, 1] data "
+                          "(torchvision's ToTensor) comes out washed out; convert it with x * 2 - 1", stacklevel=2)
+        return source.float()
     raise SidliteError(f"cannot use a {type(source).__name__} as an image; pass a path, array, PIL image or tensor")
 
 
@@ -255,8 +265,26 @@ def to_display(image: torch.Tensor) -> np.ndarray:
     return ((image.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
 
 
-def save_image(image: torch.Tensor, path, overwrite: bool = False) -> Path:
-    """Write a [-1, 1] (C, H, W) tensor as an 8-bit image; refuse to replace a file unless ``overwrite``."""
+def check_tensor_values(tensor: torch.Tensor) -> tuple[float, float]:
+    """The smallest and largest value of a float image tensor (no copy of it is made), after refusing an
+    integer tensor, NaN or infinite values, and values past :data:`MAX_TENSOR_VALUE` (0-255 data)."""
+    check(tensor.is_floating_point(), f"an image tensor is float in [-1, 1], got {tensor.dtype}; convert 8-bit "
+                                      f"data with x / 127.5 - 1, or pass it as an (H, W, C) numpy array")
+    low, high = (float(v) for v in torch.aminmax(tensor)) if tensor.numel() else (0.0, 0.0)
+    check(math.isfinite(low) and math.isfinite(high), "the image tensor contains NaN or infinite values")
+    check(max(-low, high) <= MAX_TENSOR_VALUE, f"the image tensor reaches {max(-low, high):g}, but images are float "
+                                               f"in [-1, 1] (latents a few units); convert 0-255 data with x / 127.5 - 1")
+    return low, high
+
+
+def save_image(image, path, overwrite: bool = False) -> Path:
+    """Write a [-1, 1] (C, H, W) tensor as an 8-bit image (values past ±1 are clipped; a numpy array or PIL
+    image is read as :func:`as_image` reads it); refuse to replace a file unless ``overwrite``."""
+    if isinstance(image, (np.ndarray, Image.Image)):
+        image = as_image(image)
+    check(isinstance(image, torch.Tensor), f"cannot save a {type(image).__name__} as an image; pass a (C, H, W) "
+                                           f"tensor in [-1, 1], a numpy array or a PIL image")
+    check_tensor_values(image)
     shape = tuple(image.shape[1:] if image.dim() == 4 and image.shape[0] == 1 else image.shape)
     check(len(shape) == 3 and shape[0] in (1, 3), f"an image to save is (C, H, W) with 1 or 3 channels, got {shape}")
     refuse_overwrite(path, overwrite)
@@ -266,7 +294,8 @@ def save_image(image: torch.Tensor, path, overwrite: bool = False) -> Path:
 def refuse_overwrite(path, overwrite: bool) -> None:
     """The one-line error for a file that exists and may not be replaced."""
     if Path(path).exists() and not overwrite:
-        raise SidliteError(f"{path} already exists; choose another output or pass --overwrite")
+        raise SidliteError(f"{path} already exists; choose another name, or allow replacing it (--overwrite on the "
+                           f"command line, overwrite=True in Python)")
 
 
 def save_array(array: np.ndarray, path, overwrite: bool = False) -> Path:

@@ -112,7 +112,7 @@ class SingleImageModel:
             h, w = shapes[-1]
             check(min(h, w) >= patch_size,
                   f"the coarsest {kind} level is {h}x{w}, smaller than the {patch_size}x{patch_size} patch; "
-                  f"use fewer levels, a smaller patch size or a larger min_short_side")
+                  f"use a larger image, fewer levels or a smaller patch size")
         self.rho = rho
         self.config = SamplingConfig(patch_size, num_levels, min_short_side, rho, backend=parse_backend(backend, **backend_options),
                                      device=str(self.device), memory_budget=memory_budget, query_stride=query_stride)

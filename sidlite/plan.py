@@ -132,6 +132,15 @@ class Plan:
     levels: list[LevelPlan]
     budget: int
     device: str
+    #: What :func:`plan_levels` was given, so that advice can try another setting (:meth:`fits_with`).
+    arguments: dict = field(default_factory=dict, repr=False)
+
+    def fits_with(self, **changes) -> bool:
+        """Whether the same run, planned again with ``changes`` (query_stride=2, say), would fit its budget."""
+        if not self.arguments:
+            return False
+        replanned = plan_levels(**{**self.arguments, "memory_budget": self.budget, **changes})
+        return replanned.peak <= replanned.budget
 
     @property
     def peak(self) -> int:
@@ -190,7 +199,7 @@ def check_query_stride(query_stride: int, patch_size: int) -> None:
     """Refuse, in one line, a query stride that is not a whole number from 1 to the patch size."""
     if not (isinstance(query_stride, int) and 1 <= query_stride <= patch_size):
         raise SidliteError(f"query stride must be 'auto' or a whole number from 1 to the patch size {patch_size}, "
-                           f"got {query_stride!r}; lower --query-stride")
+                           f"got {query_stride!r}")
 
 
 def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence[tuple[int, int]], channels: int,
@@ -203,6 +212,9 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
     ``keep_levels`` every level's index stays in memory, and the plan counts them all. A batch of
     ``batch_size`` samples holds that many copies of the images; its bands hold 1/B as many rows each.
     """
+    arguments = dict(input_shapes=input_shapes, output_shapes=output_shapes, channels=channels, patch_size=patch_size,
+                     backend=backend, device=device, memory_budget=memory_budget, query_stride=query_stride,
+                     dataset_patches=dataset_patches, keep_levels=keep_levels, batch_size=batch_size)
     spec = parse_backend(backend)
     device = torch.device(device)
     budget = resolve_budget(memory_budget, device)
@@ -239,5 +251,5 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
         band_rows = max(1, min(rows, left // per_row)) if left > 0 else 1
         plans.append(LevelPlan(level, tuple(inp), tuple(out), patches, rows * cols, dim, name, options, stride,
                                band_rows, math.ceil(rows / band_rows), str(options.get("dtype") or "float32"),
-                               images, index, band_rows * per_row, float(cost["flops"])))
-    return Plan(plans, budget, str(device))
+                               images, index, band_rows * per_row, batch_size * float(cost["flops"])))
+    return Plan(plans, budget, str(device), arguments)

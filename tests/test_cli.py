@@ -141,10 +141,17 @@ def test_a_refused_plan_names_only_the_commands_own_options(tmp_path, capsys):
     assert main(argv) == 2
     said = capsys.readouterr().err
     assert "but the memory budget is" in said and said.count("\n") == 1
-    assert "--factor" in said and "--size" not in said and "--memory-budget" in said and "--query-stride 2" in said
+    assert "--factor" in said and "--size" not in said and "--memory-budget" in said
     assert not (tmp_path / "u.png").exists()
-    assert main(argv + ["--query-stride", "2"]) == 2  # strided already: not offered again
-    assert "--query-stride" not in capsys.readouterr().err
+    assert "--query-stride" not in said  # its index alone is over the budget: a stride would not fit either
+    assert main(argv + ["--query-stride", "2"]) == 2
+    # over by less than a band of one grid row: a stride of 2 halves that band, fits, and is offered
+    argv = ["generate", "example:dots", "--size", "1024", "1024", "--memory-budget", "175MB", "-o",
+            str(tmp_path / "g.png"), "--plan"]
+    assert main(argv) == 2
+    assert "use --query-stride 2" in capsys.readouterr().err
+    main(argv + ["--query-stride", "2"])
+    assert "level 0" not in capsys.readouterr().err  # the levels fit now (saving the output is its own check)
     assert main(["inpaint", "example:dots", "--extend", "0", "0", "900", "900", "--memory-budget", "2MB",
                  "-o", str(tmp_path / "i.png")]) == 2
     assert "lower --extend, --max-side" in capsys.readouterr().err
@@ -210,3 +217,17 @@ def test_latent_sizes_are_said_in_pixels_and_cells(tmp_path, capsys):
     assert "cropped to 32x64 pixels" in said and "the input is 4x8 cells of the pca latent (32x64 pixels)" in said
     assert main(["generate", "example:gravel", "--max-side", "64", "--size", "8", "8", "-o", out]) == 2
     assert "the output (8x8 pixels) is smaller than the 15x15 patch" in capsys.readouterr().err
+
+
+def test_a_reader_that_closes_early_gets_no_traceback(tmp_path):
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # as `sidlite generate … --plan | head` does once head has its lines
+    try:
+        done = subprocess.run([sys.executable, "-m", "sidlite", "generate", "example:dots", "-o",
+                               str(tmp_path / "p.png"), "--plan", *SMALL], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr

@@ -168,3 +168,41 @@ def test_data_on_another_scale_is_refused_not_clipped():
         as_image(np.linspace(-1, 1, 192).reshape(8, 8, 3))  # would have lost its dark half
     overshoot = np.linspace(-0.05, 1.05, 192).reshape(8, 8, 3)  # a resampler's overshoot is clipped
     assert float(as_image(overshoot).min()) == -1.0 and float(as_image(overshoot).max()) == 1.0
+
+
+def test_tensors_are_checked_and_computed_in_float32(tmp_path):
+    with pytest.raises(SidliteError, match=r"looks like \(H, W, C\)"):
+        as_image(torch.zeros(20, 30, 3))
+    assert as_image(torch.zeros(3, 8, 8, dtype=torch.float64)).dtype == torch.float32
+    with pytest.warns(UserWarning, match="no value below 0"):  # [0, 1] data, as torchvision makes it
+        as_image(torch.rand(3, 8, 8))
+    image = torch.linspace(-1, 1, 3 * 24 * 24).reshape(3, 24, 24)
+    a = sidlite.generate(image, patch_size=5, steps=2, seed=3)
+    b = sidlite.generate(image.double(), patch_size=5, steps=2, seed=3)  # was another draw of the noise
+    assert b.dtype == torch.float32 and torch.equal(a, b)
+
+
+def test_save_image_refuses_what_it_would_write_as_garbage(tmp_path):
+    image = torch.linspace(-1, 1, 3 * 8 * 8).reshape(3, 8, 8)
+    for bad, message in (((image + 1) * 127.5, "x / 127.5 - 1"), (((image + 1) * 127.5).byte(), "got torch.uint8"),
+                         (image * float("nan"), "NaN"), ("picture.png", "cannot save a str")):
+        with pytest.raises(SidliteError, match=message):
+            sidlite.save_image(bad, tmp_path / "never.png")
+    assert not (tmp_path / "never.png").exists()
+    array = ((image + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    for source in (array, Image.fromarray(array)):  # read as as_image reads them: the same pixels come back
+        path = sidlite.save_image(source, tmp_path / "kept.png", overwrite=True)
+        assert np.array_equal(np.asarray(Image.open(path)), array)
+    with pytest.raises(SidliteError, match="overwrite=True in Python"):
+        sidlite.save_image(image, tmp_path / "kept.png")
+
+
+def test_float_image_files_are_read_as_zero_to_one(tmp_path):
+    values = np.linspace(0, 1, 40 * 50, dtype=np.float32).reshape(40, 50)
+    Image.fromarray(values, mode="F").save(tmp_path / "unit.tif")
+    image = load_image(tmp_path / "unit.tif")
+    assert image.shape == (3, 40, 50)
+    torch.testing.assert_close(image[0], torch.from_numpy(values) * 2 - 1)
+    Image.fromarray(values * 255, mode="F").save(tmp_path / "bytes.tif")
+    with pytest.raises(SidliteError, match="8 or 16 bits"):
+        load_image(tmp_path / "bytes.tif")

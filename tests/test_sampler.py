@@ -184,6 +184,8 @@ def test_a_batch_is_planned_and_refused_when_it_cannot_fit(small_image):
     model = SingleImageModel(small_image, patch_size=5, memory_budget="40MB")
     one, four = model.plan_batch(1), model.plan_batch(4)
     assert four.levels[0].image_bytes > 3 * one.levels[0].image_bytes
+    for a, b in zip(one.levels, four.levels):  # four samples a step: four times the work
+        assert b.flops_per_step == pytest.approx(4 * a.flops_per_step)
     with pytest.raises(SidliteError, match="memory budget") as error:
         model.sample(1, batch=4000, progress=False)
     assert "\n" not in str(error.value)

@@ -73,8 +73,8 @@ def structural_analogy(structure, style, *, noise_level: float | None = 0.5, out
     shapes = pyramid_shapes(tuple(structure.shape[-2:]), num_levels)
     for kind, level in (("style", style_shapes[-1]), ("structure", shapes[-1])):
         check(min(level) >= patch_size, f"the coarsest {kind} level is {level[0]}x{level[1]}, smaller than the "
-                                        f"{patch_size}x{patch_size} patch; use fewer levels, a smaller patch "
-                                        f"size or a larger output_short_side")
+                                        f"{patch_size}x{patch_size} patch; use a larger {kind} image or short "
+                                        f"side, fewer levels or a smaller patch size")
     style_levels = build_pyramid(style, style_shapes)
     structure_coarsest = build_pyramid(structure, shapes)[-1]
     # the structure's coarsest level, which the inversion denoises with its own patches, and the style's levels
@@ -86,7 +86,8 @@ def structural_analogy(structure, style, *, noise_level: float | None = 0.5, out
     generator = make_generator(config.seed, device)
     inverted = invert(own, structure_coarsest, coarse, stop, generator)
     del own  # its index goes before the style's levels are built, one at a time, as the plan counts
-    denoisers = planned_denoisers(style_levels, shapes, config, plan=Plan(plan.levels[:-1], plan.budget, plan.device))
+    denoisers = planned_denoisers(style_levels, shapes, config, plan=Plan(plan.levels[:-1], plan.budget, plan.device,
+                                                                           plan.arguments))
     etas = [eta] * (num_levels - 1) + [0.0]
     result = sample_pyramid(denoisers, shapes, schedules, eta=etas, generator=generator,
                             hooks=_StartFromInversion(num_levels - 1, inverted, stop), progress=config.progress,
