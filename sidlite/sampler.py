@@ -106,7 +106,7 @@ def sample_pyramid(denoisers: Sequence[ImageDenoiser | None], shapes: Sequence[t
         height, width = shapes[level]
         upsampled = resize(coarse, (height, width)) if coarse is not None else None  # the same at every step
         with tqdm(total=start, disable=not progress, unit="step", leave=False,
-                  desc=f"level {levels - level}/{levels} ({height}x{width})") as bar:
+                  desc=f"level {level} ({height}x{width}), {levels - level} of {levels}") as bar:
             for t in range(start, 0, -1):
                 alpha, sigma = schedule.alphas[t], schedule.sigmas[t]
                 x_hat = hooks.constrain(level, t, hooks.estimate(level, denoiser, x, alpha, sigma))

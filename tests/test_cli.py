@@ -231,3 +231,11 @@ def test_a_reader_that_closes_early_gets_no_traceback(tmp_path):
     finally:
         os.close(write)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_latent_preset_run_in_pixels_says_so(tmp_path, capsys):
+    argv = ["generate", "example:dots", "--preset", "generate-latent", "--steps", "2", "--quiet"]
+    assert main(argv + ["-o", str(tmp_path / "p.png")]) == 0
+    assert "made for a latent space" in capsys.readouterr().err
+    assert main(argv + ["--latent", "pca", "-o", str(tmp_path / "l.png")]) == 0
+    assert "made for a latent space" not in capsys.readouterr().err

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from ..backends import BACKENDS
@@ -109,7 +110,11 @@ def sampling_settings(args) -> dict:
         settings["steps"] = settings["steps"][0] if len(settings["steps"]) == 1 else tuple(settings["steps"])
     settings["progress"] = not args.quiet
     if getattr(args, "preset", None):
-        settings["config"] = preset(*by_name(args.preset))
+        application, space = by_name(args.preset)
+        settings["config"] = preset(application, space)
+        if space != "pixels" and getattr(args, "latent", None) in (None, "pixels"):
+            warnings.warn(f"the {args.preset} preset is made for a latent space, but this run is in pixels; add "
+                          f"--latent pca (or a VAE) to run it where it was tuned", stacklevel=2)
     return settings
 
 

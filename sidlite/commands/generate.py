@@ -23,7 +23,8 @@ def register(subparsers) -> None:
                         help="samples run through each step together (default 1; more use more memory and "
                              "give larger, faster products, most of all on a GPU)")
     parser.add_argument("--latent", default=None, metavar="SPACE",
-                        help="work in a latent space: pca (weight-free) or vae:<model id or folder>")
+                        help="work in a latent space: pca (weight-free) or vae:<model id or folder>; pixels (the default) "
+                             "works on the pixels themselves")
     add_sampling(parser, "generate")  # of the space: pixels P = 15, η = 0; latent P = 7, η = 1
     parser.add_argument("--plan", action="store_true",
                         help="print every level's plan (backend, stride, bands, memory, work) and exit")
