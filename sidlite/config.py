@@ -81,12 +81,12 @@ class SamplingConfig:
         if options:
             try:
                 changes["backend"] = parse_backend(changes.get("backend", self.backend), **options)
-            except SidliteError:
+            except SidliteError as error:
                 for key in options:  # a misspelt setting reads better as such than as a backend option
                     near = difflib.get_close_matches(key, fields, n=1, cutoff=0.75)
                     if near:
                         raise SidliteError(f"unknown setting {key!r}; did you mean {near[0]!r}?") from None
-                raise
+                raise SidliteError(f"{error}; the settings are {', '.join(sorted(fields))}") from None
         return dataclasses.replace(self, **changes) if changes else self
 
     def steps_per_level(self, levels: int) -> list[int]:
