@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from sidlite.cli import main
@@ -239,3 +240,38 @@ def test_a_latent_preset_run_in_pixels_says_so(tmp_path, capsys):
     assert "made for a latent space" in capsys.readouterr().err
     assert main(argv + ["--latent", "pca", "-o", str(tmp_path / "l.png")]) == 0
     assert "made for a latent space" not in capsys.readouterr().err
+
+
+def test_edit_checks_its_places_in_the_inputs_own_pixels(tmp_path, capsys):
+    """--at and an --edited copy are given in the input's pixels, so their errors speak of those, not of the
+    --max-side shrink the run works on."""
+    source = tmp_path / "in.png"
+    Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(source)
+    Image.fromarray(np.full((100, 100, 3), 90, np.uint8)).save(tmp_path / "wrong.png")
+    common = [str(source), "--max-side", "40", "-o", str(tmp_path / "e.png"), "--quiet"]
+    assert main(["edit", *common, "--paste", "example:dots", "--at", "500", "500"]) == 2
+    assert "--at 500 500 puts the 128x128 piece wholly outside the 120x160 input" in capsys.readouterr().err
+    assert main(["edit", *common, "--edited", str(tmp_path / "wrong.png")]) == 2
+    assert "--edited is 100x100 but the input is 120x160" in capsys.readouterr().err
+    assert not (tmp_path / "e.png").exists()
+
+
+def test_inpaint_rect_is_given_in_the_inputs_own_pixels(tmp_path, capsys):
+    """--rect 40 60 40 40 on a 120x160 input shrunk 4x by --max-side is the hole at rows 10-19, columns 15-24 of
+    the 30x40 image the run works on: the rest comes back as the shrunk input, the hole is redrawn."""
+    from sidlite import load_image
+
+    rng = np.random.default_rng(0)
+    source = tmp_path / "in.png"
+    Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(source)
+    out = tmp_path / "i.png"
+    assert main(["inpaint", str(source), "--rect", "40", "60", "40", "40", "--max-side", "40", "-o", str(out),
+                 "--patch-size", "5", "--steps", "2", "--quiet"]) == 0
+    result, shrunk = load_image(out), load_image(source, max_side=40)
+    hole = torch.zeros(30, 40, dtype=torch.bool)
+    hole[10:20, 15:25] = True
+    assert float((result - shrunk)[:, ~hole].abs().max()) <= 1 / 127.5 + 1e-6  # kept, up to 8-bit rounding
+    assert float((result - shrunk)[:, hole].abs().mean()) > 0.05  # redrawn
+    assert main(["inpaint", str(source), "--rect", "40", "60", "2", "2", "--max-side", "40", "-o", str(out),
+                 "--overwrite"]) == 2
+    assert "vanishes" in capsys.readouterr().err

@@ -107,8 +107,8 @@ def as_mask(mask, shape: tuple[int, int], what: str = "mask") -> torch.Tensor:
         grey = load_image(mask).mean(0, keepdim=True)
         height, width = grey.shape[-2:]
         check(abs(height / width - shape[0] / shape[1]) < 0.02 * shape[0] / shape[1],
-              f"the {what} file is {height}x{width}, not the shape of the {shape[0]}x{shape[1]} image; "
-              f"draw it on the same image")
+              f"the {what} file is {height}x{width}, not the aspect ratio of the {shape[0]}x{shape[1]} image; "
+              f"draw it on the input (any size with the input's aspect ratio works)")
         mask = resize(grey, tuple(shape))[0] > 0.0  # [-1, 1]: lighter than mid-grey
     if isinstance(mask, np.ndarray):
         mask = torch.from_numpy(mask)

@@ -37,12 +37,21 @@ def run(args) -> None:
     check(not args.paste or args.at is not None, "--paste needs --at ROW COL, the top-left corner of the piece")
     check(args.paste or args.at is None, "--at places a --paste piece; an --edited copy is already in place")
     paths = output_paths(args.output, 1, args.overwrite)
+    height, width = source_size(args.input)  # what the user sees and gives coordinates in, before --max-side
+    if args.edited:
+        edited_size = source_size(args.edited)
+        check(edited_size == (height, width), f"--edited is {edited_size[0]}x{edited_size[1]} but the input is "
+                                              f"{height}x{width}; it must be a copy of the input at the input's size")
     image = read_input(args)
     if args.edited:  # a copy of the input's size: --max-side shrinks it alike
         edited, mask = read_input(SimpleNamespace(input=args.edited, max_side=args.max_side)), None
     else:  # the piece and its place scale with the input, as --max-side shrank it
         piece = read_input(SimpleNamespace(input=args.paste, max_side=None))  # a file or example:NAME
-        scale = image.shape[-1] / source_size(args.input)[1]
+        (row, col), (rows, cols) = args.at, piece.shape[-2:]
+        check(-rows < row < height and -cols < col < width,
+              f"--at {row} {col} puts the {rows}x{cols} piece wholly outside the {height}x{width} input; give a "
+              f"corner that overlaps it")
+        scale = image.shape[-1] / width
         piece = shrink_to(piece, max(1, round(max(piece.shape[-2:]) * scale)))
         edited, mask = paste(image, piece, *(round(v * scale) for v in args.at))
     result = edit(image, edited, args.mask or mask, start_level=args.start_level, noise_level=args.noise_level,
