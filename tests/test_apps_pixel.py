@@ -179,7 +179,7 @@ def test_mask_file_drawn_at_full_size_is_resized(tmp_path):
     out = sidlite.load_image(tmp_path / "out.png")
     assert float((out - small)[:, :8].abs().max()) < 1 / 127  # rows far from the hole: the input, up to 8-bit rounding
     sidlite.save_image(torch.ones(3, 40, 40), tmp_path / "square.png")
-    with pytest.raises(SidliteError, match="not the shape"):
+    with pytest.raises(SidliteError, match="not the aspect ratio"):
         sidlite.inpaint(small, tmp_path / "square.png", **FAST)
 
 
@@ -294,7 +294,8 @@ def test_cli_subcommands(tmp_path):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "t_2x2.png")), np.tile(tile, (2, 2, 1)))
     assert np.array_equal(np.asarray(Image.open(tmp_path / "t_3x3.png")), np.tile(tile, (3, 3, 1)))
     assert main(["symmetric", *common, "--axis", "vertical", "-o", str(tmp_path / "s.png")]) == 0
-    assert main(["inpaint", *common, "--rect", "8", "8", "8", "8", "-o", str(tmp_path / "i.png")]) == 0
+    # --rect is in the input's own pixels: 90 of chelsea's 451 columns are 8 at --max-side 40
+    assert main(["inpaint", *common, "--rect", "90", "90", "90", "90", "-o", str(tmp_path / "i.png")]) == 0
     assert main(["inpaint", *common, "--extend", "0", "0", "4", "4", "-o", str(tmp_path / "o.png")]) == 0
     sidlite.save_image(sidlite.example_image("chelsea", 12), tmp_path / "piece.png")
     assert main(["edit", *common, "--paste", str(tmp_path / "piece.png"), "--at", "4", "4", "-o", str(tmp_path / "e.png")]) == 0
