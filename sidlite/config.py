@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -41,6 +42,7 @@ class SamplingConfig:
     batch_size: int = 1  # samples run through each step together (one index, larger products)
 
     def __post_init__(self):
+        self._plain_numbers()
         check(isinstance(self.patch_size, int) and not isinstance(self.patch_size, bool) and self.patch_size >= 1,
               f"patch size must be a positive integer, got {self.patch_size!r}")
         check(self.num_levels == "auto" or (isinstance(self.num_levels, int) and self.num_levels >= 1),
@@ -60,6 +62,22 @@ class SamplingConfig:
             parse_bytes(self.memory_budget)
         self.min_side()
         object.__setattr__(self, "backend", parse_backend(self.backend))
+
+    def _plain_numbers(self) -> None:
+        """NumPy's integers and floats (np.int64(7), np.float32(0.2)) as Python's, so that they pass the checks
+        a Python number passes; booleans stay booleans, and are refused where a count is asked for."""
+        def plain(value):
+            if isinstance(value, bool) or not isinstance(value, numbers.Number):
+                return value
+            return int(value) if isinstance(value, numbers.Integral) else float(value) \
+                if isinstance(value, numbers.Real) else value
+        for name in ("patch_size", "num_levels", "min_short_side", "rho", "sigma_min", "eta", "seed", "query_stride",
+                     "batch_size"):
+            object.__setattr__(self, name, plain(getattr(self, name)))
+        if isinstance(self.steps, (list, tuple)):
+            object.__setattr__(self, "steps", tuple(plain(s) for s in self.steps))
+        else:
+            object.__setattr__(self, "steps", plain(self.steps))
 
     def min_side(self) -> int | None:
         """The coarsest level's short side in pixels (cells in a latent), from the 'kP' rule or as given."""

@@ -105,3 +105,14 @@ def test_a_misspelt_setting_is_named_as_one():
     with pytest.raises(SidliteError, match="unknown setting 'stpes'; did you mean 'steps'"):
         SamplingConfig().updated(stpes=3)
     assert SamplingConfig().updated(nprobe=4).backend.options == {"nprobe": 4}  # a backend option still is one
+
+
+def test_numpy_numbers_are_taken_as_python_numbers():
+    import numpy as np
+
+    config = SamplingConfig(patch_size=np.int64(7), steps=(np.int32(3), 2), seed=np.int64(4), eta=np.float32(0.5),
+                            batch_size=np.int16(2))
+    assert config == SamplingConfig(patch_size=7, steps=(3, 2), seed=4, eta=0.5, batch_size=2)
+    assert type(config.patch_size) is int and type(config.eta) is float
+    with pytest.raises(SidliteError, match="steps must be an integer"):
+        SamplingConfig(steps=True)  # a boolean is not a count
