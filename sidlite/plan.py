@@ -18,6 +18,7 @@ sampling starts.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -28,7 +29,7 @@ from .backends.clustered import compiled_list_scan
 from .backends.spec import BackendSpec
 from .errors import SidliteError
 from .patches import patch_grid
-from .runtime import default_memory_budget, format_bytes, parse_bytes
+from .runtime import available_memory, default_memory_budget, format_bytes, parse_bytes
 
 #: Full-size images of the level being sampled that the sampler and the blend hold at once.
 IMAGE_COPIES = 8
@@ -155,6 +156,14 @@ class Plan:
                     f"{format_bytes(level.memory)} (images {format_bytes(level.image_bytes)}, index "
                     f"{format_bytes(level.index_bytes)}, a band of one grid row {format_bytes(level.band_bytes)}) "
                     f"but the memory budget is {format_bytes(self.budget)}")
+        device = torch.device(self.device)
+        if device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_available()):
+            free = available_memory(device)
+            if self.peak > free:  # a budget set above what the machine has: the run could be killed, not refused
+                warnings.warn(f"the plan's peak {format_bytes(self.peak)} fits the memory budget "
+                              f"{format_bytes(self.budget)} but not the {format_bytes(free)} free on this "
+                              f"{device.type.upper()} now; the run may be killed: lower the memory budget",
+                              stacklevel=2)
         return self
 
     def table(self) -> str:

@@ -1,6 +1,7 @@
 """Coarse-to-fine generation: seeds, sizes, recording, hooks and bad settings."""
 import platform
 import sys
+import warnings
 
 import pytest
 import torch
@@ -191,3 +192,16 @@ def test_a_batch_is_planned_and_refused_when_it_cannot_fit(small_image):
     assert "\n" not in str(error.value)
     with pytest.raises(SidliteError, match="batch"):
         model.sample(1, batch=0)
+
+
+def test_a_budget_above_the_free_memory_is_noted(small_image, monkeypatch):
+    import sidlite.plan
+
+    model = SingleImageModel(small_image, patch_size=5, memory_budget="1TB")
+    monkeypatch.setattr(sidlite.plan, "available_memory", lambda device: model.plan.peak // 2)
+    with pytest.warns(UserWarning, match="not the .* free on this CPU now"):
+        model.plan.check()
+    monkeypatch.setattr(sidlite.plan, "available_memory", lambda device: model.plan.peak * 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.plan.check()  # room enough: no note
