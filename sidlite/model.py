@@ -171,10 +171,12 @@ class SingleImageModel:
         progress = c.progress if progress is None else progress
         check(isinstance(batch, int) and batch >= 1, f"batch must be a whole number >= 1, got {batch!r}")
         check_seed(seed + batch - 1 if isinstance(seed, int) else seed)  # the batch's last seed too
+        plan = self.plan
         if batch > 1:
             check(generator is None, "a batch draws from one generator per seed; pass seed=, not generator=")
-            self.plan_batch(batch)
+            plan = self.plan_batch(batch)
             generator = [make_generator(seed + i, self.device) for i in range(batch)]
+        plan.note_if_short()
         generator = generator or make_generator(seed, self.device)
         return sample_pyramid(self.denoisers, self.sample_shapes, self.schedules(steps, sigma_min), eta=eta,
                               generator=generator, hooks=hooks, record=record, progress=progress,

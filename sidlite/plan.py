@@ -156,15 +156,19 @@ class Plan:
                     f"{format_bytes(level.memory)} (images {format_bytes(level.image_bytes)}, index "
                     f"{format_bytes(level.index_bytes)}, a band of one grid row {format_bytes(level.band_bytes)}) "
                     f"but the memory budget is {format_bytes(self.budget)}")
+        return self
+
+    def note_if_short(self) -> None:
+        """Before a run: warn when the plan fits its budget but not the memory free now (a budget set above
+        what the machine has, so the run could be killed instead of refused). Planning alone never warns."""
         device = torch.device(self.device)
         if device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_available()):
             free = available_memory(device)
-            if self.peak > free:  # a budget set above what the machine has: the run could be killed, not refused
+            if self.peak > free:
                 warnings.warn(f"the plan's peak {format_bytes(self.peak)} fits the memory budget "
                               f"{format_bytes(self.budget)} but not the {format_bytes(free)} free on this "
                               f"{device.type.upper()} now; the run may be killed: lower the memory budget",
-                              stacklevel=2)
-        return self
+                              stacklevel=3)
 
     def table(self) -> str:
         """The plan as a text table, one row per level, coarsest last (as the levels are listed)."""

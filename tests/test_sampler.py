@@ -199,9 +199,12 @@ def test_a_budget_above_the_free_memory_is_noted(small_image, monkeypatch):
 
     model = SingleImageModel(small_image, patch_size=5, memory_budget="1TB")
     monkeypatch.setattr(sidlite.plan, "available_memory", lambda device: model.plan.peak // 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.plan.check()  # planning alone never warns
     with pytest.warns(UserWarning, match="not the .* free on this CPU now"):
-        model.plan.check()
+        model.sample(0, steps=1, progress=False)
     monkeypatch.setattr(sidlite.plan, "available_memory", lambda device: model.plan.peak * 2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model.plan.check()  # room enough: no note
+        model.sample(0, steps=1, progress=False)  # room enough: no note
