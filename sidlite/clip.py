@@ -22,6 +22,7 @@ from .errors import SidliteError, check
 from .runtime import make_generator
 
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
+DEFAULT_VIEWS = 16  # augmented views a CLIP score averages per step
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 #: Prompt templates; the loss samples among their embeddings instead of averaging them.
@@ -209,7 +210,7 @@ class ClipObjective:
     views are drawn from ``generator`` (seeded by ``seed`` when not given).
     """
 
-    def __init__(self, model, tokenizer, prompt: str, num_views: int = 16, seed: int = 0,
+    def __init__(self, model, tokenizer, prompt: str, num_views: int = DEFAULT_VIEWS, seed: int = 0,
                  generator: torch.Generator | None = None, templates=TEMPLATES, affine_fill: float = 1.0):
         check(isinstance(prompt, str) and prompt.strip() != "", "the prompt must be non-empty text")
         check(num_views >= 1, f"num_views must be >= 1, got {num_views}")

@@ -275,3 +275,15 @@ def test_inpaint_rect_is_given_in_the_inputs_own_pixels(tmp_path, capsys):
     assert main(["inpaint", str(source), "--rect", "40", "60", "2", "2", "--max-side", "40", "-o", str(out),
                  "--overwrite"]) == 2
     assert "vanishes" in capsys.readouterr().err
+
+
+def test_flags_that_would_do_nothing_say_so(tmp_path, capsys):
+    common = ["--max-side", "32", "--steps", "2", "--quiet"]
+    assert main(["stylize", "example:dots", "--palette", "example:chelsea", "--clip", "some/model", "--views", "3",
+                 "-o", str(tmp_path / "s.png"), *common]) == 0
+    assert "--clip, --views only act with --prompt" in capsys.readouterr().err
+    assert main(["edit", "example:dots", "--paste", "example:stripes", "--at", "10", "10", "--start-level", "9",
+                 "-o", str(tmp_path / "e.png"), *common]) == 0
+    assert "past the coarsest level" in capsys.readouterr().err
+    assert main(["generate", "example:dots", "-o", str(tmp_path / "g.gif"), *common]) == 2
+    assert ".png, .jpg" in capsys.readouterr().err

@@ -12,6 +12,8 @@ a feathered mask of the edit, which keeps the rest of the image exact beyond the
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from ..config import SamplingConfig, configure
@@ -70,7 +72,10 @@ def edit(image, edited, mask=None, *, start_level: int = 1, noise_level: float =
     check(bool(region.any()), "the edited image equals the input; paste or paint something first")
     # one sample: each level's index is dropped when the level ends, and the plan counts one at a time
     model = SingleImageModel.from_config(image, config, keep_levels=False)
-    start_level = min(start_level, model.num_levels - 1)
+    if start_level > model.num_levels - 1:
+        warnings.warn(f"start_level {start_level} is past the coarsest level ({model.num_levels - 1}); re-noising "
+                      f"from the coarsest", stacklevel=2)
+        start_level = model.num_levels - 1
     hooks = Renoise(build_pyramid(edited.to(model.device), model.sample_shapes), start_level, noise_level)
     result = model.sample(hooks=hooks).image  # the levels Renoise fixes are never built
     if not keep_outside:

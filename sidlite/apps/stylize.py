@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..clip import DEFAULT_VIEWS
 from ..config import SamplingConfig, configure
 from ..errors import check
 from ..guidance import Guidance, Objective, PaletteObjective, PatchStatsObjective
@@ -35,8 +36,9 @@ class _GuidedFromInversion(Hooks):
 
 
 def stylize(image, objective: Objective | None = None, *, prompt: str | None = None, clip_model: str | None = None,
-            allow_download: bool = False, num_views: int = 16, noise_level: float = 0.3, strength: float = 1.0,
-            momentum: float = 0.1, fill_factor: float = 0.5, iters: int = 1, return_result: bool = False,
+            allow_download: bool = False, num_views: int = DEFAULT_VIEWS, noise_level: float = 0.3,
+            strength: float = 1.0, momentum: float = 0.1, fill_factor: float = 0.5, iters: int = 1,
+            return_result: bool = False,
             config: SamplingConfig | None = None, **settings):
     """``image`` (3, H, W) restyled by guidance, as a (3, H, W) tensor in [-1, 1].
 

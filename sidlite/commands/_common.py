@@ -142,11 +142,15 @@ def check_folder_path(folder: Path) -> None:
             return
 
 
+#: The extensions an output may take: lossless or high-quality formats Pillow writes (GIF's 256 colours are not).
+OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
 def output_paths(output: str, count: int, overwrite: bool) -> list[Path]:
     """Where ``count`` outputs go; refuses (before any work) to replace existing files."""
     path = Path(output)
-    check(path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"),
-          f"output {output!r} needs an image extension such as .png or .jpg")
+    check(path.suffix.lower() in OUTPUT_EXTENSIONS,
+          f"output {output!r} needs one of the image extensions sidlite writes: {', '.join(OUTPUT_EXTENSIONS)}")
     check_folder_path(path.parent)
     paths = [path] if count == 1 else [path.with_name(f"{path.stem}_{i:03d}{path.suffix}") for i in range(count)]
     for each in paths:

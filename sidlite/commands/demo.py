@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="lecture-size samples and every application, with an HTML gallery",
                                    description="Write samples of a bundled image and one output of every application "
                                                "into a folder, with an HTML gallery (index.html) to show them.")
-    parser.add_argument("--output", default="outputs/demo", help="output folder (default outputs/demo)")
+    parser.add_argument("-o", "--output", default="outputs/demo", help="output folder (default outputs/demo)")
     parser.add_argument("--image", default="chelsea", choices=example_names(),
                         help="bundled image for the unconditional samples (default chelsea)")
     parser.add_argument("--max-side", type=positive_int, default=256, help="long side of that input in pixels (default 256)")
