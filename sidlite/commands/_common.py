@@ -77,7 +77,8 @@ def add_sampling(parser: argparse.ArgumentParser, application: str, *, steps_per
         parser.add_argument("--steps", type=positive_int, nargs="+", default=None, metavar="T",
                             help=f"steps per level, finest first, or one for all (default: {default})")
     else:
-        parser.add_argument("--steps", type=int, default=None, help=f"denoising steps per level (default: {default})")
+        parser.add_argument("--steps", type=positive_int, default=None,
+                            help=f"denoising steps per level (default: {default})")
     parser.add_argument("--eta", type=float, default=None, help=f"stochasticity in [0, 1] (default: {default})")
     parser.add_argument("--patch-size", type=positive_int, default=None, help=f"patch side P (default: {default})")
     parser.add_argument("--seed", type=int, default=None, help=f"random seed (default: {default})")
