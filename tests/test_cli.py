@@ -55,7 +55,7 @@ def test_a_large_latent_output_without_a_preset_hints_at_the_gigapixel_one(tmp_p
 @pytest.mark.parametrize("args,message", [
     (["missing.png"], "not found"),
     (["example:dots", "--eta", "1.5"], "eta"),
-    (["example:dots", "--steps", "0"], "steps"),
+    (["example:dots", "--patch-size", "300"], "smaller than the 300x300 patch"),
     (["example:dots", "--backend", "warp"], "unknown backend"),
     (["example:dots", "--device", "quantum"], "unknown device"),
     (["example:dots", "--max-side", "10"], "smaller than the"),
@@ -287,3 +287,10 @@ def test_flags_that_would_do_nothing_say_so(tmp_path, capsys):
     assert "past the coarsest level" in capsys.readouterr().err
     assert main(["generate", "example:dots", "-o", str(tmp_path / "g.gif"), *common]) == 2
     assert ".png, .jpg" in capsys.readouterr().err
+
+
+def test_counts_are_checked_as_they_are_read(tmp_path, capsys):
+    for value, message in (("0", "expected a number >= 1, got 0"), ("1.5", "expected a whole number, got '1.5'")):
+        with pytest.raises(SystemExit):
+            main(["generate", "example:dots", "--steps", value, "-o", str(tmp_path / "o.png")])
+        assert message in capsys.readouterr().err

@@ -31,8 +31,8 @@ non_negative_int = int_at_least(0)
 
 def query_stride(text: str) -> str | int:
     """--query-stride: 'auto' or a whole number >= 1."""
-    if text == "auto":
-        return text
+    if text.lower() == "auto":
+        return "auto"
     try:
         return positive_int(text)
     except argparse.ArgumentTypeError:
