@@ -44,7 +44,9 @@ MAX_BAND_BYTES = {"cpu": 2 ** 30, "cuda": 4 * 2 ** 30}
 #: a projection does not shrink). Measured on the Table-1 setting (benchmarks/results/cpu.md, 'ranking' and
 #: 'table1', d = 675): r = 64 finds 40-71 % of the full-dimension top 5 and moves patch SWD by 0.7 %, r = 32
 #: finds 24-51 % and moves it by 5 % (its misses are near-ties); neither is faster on the CPU at that size,
-#: so the projection is kept for indexes too big to hold.
+#: so the projection is kept for indexes too big to hold. 'auto' also leaves exact attention for top-k on a
+#: level where attention's padded keys and values would take more than this share and top-k's index is
+#: smaller (few queries over many patches: a large query stride).
 INDEX_SHARE = 0.25
 COMPACT_RANK_DIMS = (64, 32)
 
@@ -215,6 +217,20 @@ def check_query_stride(query_stride: int, patch_size: int) -> None:
                            f"got {query_stride!r}")
 
 
+def _search_plan(spec: BackendSpec, name: str, patches: int, dim: int, queries: int, grid: tuple[int, int],
+                 device: torch.device, budget: int) -> tuple[str, dict, dict]:
+    """The backend ``name`` for one level, its options (the spec's, with top-k's default lists probed) and
+    its cost; a top-k index that crowds its :data:`INDEX_SHARE` of the budget ranks in a projection."""
+    options = spec.options_for(name, BACKENDS)
+    if name == "topk" and "nprobe" not in options:
+        options["nprobe"] = default_nprobe(grid[0] * grid[1], patches)
+    compiled_scan = name == "topk" and compiled_list_scan(device, options.get("k", 5), options.get("scan", "auto"))
+    cost = BACKENDS[name].estimate(patches, dim, queries, compiled_scan=compiled_scan, **options)
+    if name == "topk" and "rank_dim" not in options and cost["index_bytes"] > INDEX_SHARE * budget:
+        options, cost = compact_index(patches, dim, queries, options, cost, INDEX_SHARE * budget, compiled_scan)
+    return name, options, cost
+
+
 def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence[tuple[int, int]], channels: int,
                 patch_size: int, backend: str | BackendSpec = "auto", *, device: torch.device | str = "cpu",
                 memory_budget=None, query_stride: int | str = "auto", dataset_patches: Sequence[int] | None = None,
@@ -242,13 +258,13 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
         queries = rows * cols
         patches = dataset_patches[level] if dataset_patches else math.prod(patch_grid(*inp, patch_size, 1))
         name = spec.name if spec.name != "auto" else choose_backend(patches, dim, device, queries)
-        options = spec.options_for(name, BACKENDS)
-        if name == "topk" and "nprobe" not in options:
-            options["nprobe"] = default_nprobe(grid[0] * grid[1], patches)
-        compiled_scan = name == "topk" and compiled_list_scan(device, options.get("k", 5), options.get("scan", "auto"))
-        cost = BACKENDS[name].estimate(patches, dim, queries, compiled_scan=compiled_scan, **options)
-        if name == "topk" and "rank_dim" not in options and cost["index_bytes"] > INDEX_SHARE * budget:
-            options, cost = compact_index(patches, dim, queries, options, cost, INDEX_SHARE * budget, compiled_scan)
+        name, options, cost = _search_plan(spec, name, patches, dim, queries, grid, device, budget)
+        if spec.name == "auto" and name != "topk" and cost["index_bytes"] > INDEX_SHARE * budget:
+            # few queries over many patches: 'auto' took exact attention for its speed, but where its keys and
+            # values crowd the budget the top-k index is smaller (its lists, or their codes), so take that
+            alternative = _search_plan(spec, "topk", patches, dim, queries, grid, device, budget)
+            if alternative[2]["index_bytes"] < cost["index_bytes"]:
+                name, options, cost = alternative
         searches.append((stride, rows, cols, patches, name, options, cost))
     # with keep_levels every index is held once built, and all of them from a second sample on
     every_index = sum(int(cost["index_bytes"]) for *_, cost in searches)

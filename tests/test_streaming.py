@@ -446,3 +446,17 @@ def test_a_batch_of_images_is_denoised_as_each_alone(backend):
         assert torch.allclose(together[i], denoiser(noisy[i], 0.8, 0.6), atol=1e-5)
     with pytest.raises(SidliteError, match="batch"):
         denoiser(noisy[:, :2], 0.8, 0.6)
+
+
+def test_auto_leaves_exact_attention_for_top_k_where_its_keys_crowd_the_budget():
+    """Few queries over many patches (a stride of 15 over 43,676 patches): 'auto' takes exact attention for its
+    speed, but its padded keys and values are 235 MB; under 100 MB the top-k index fits where they did not."""
+    from sidlite.plan import plan_levels
+
+    shapes = [(193, 258)]
+    roomy = plan_levels(shapes, shapes, 3, 15, query_stride=15, memory_budget="1GB").check().levels[0]
+    tight = plan_levels(shapes, shapes, 3, 15, query_stride=15, memory_budget="100MB").check().levels[0]
+    assert roomy.backend == "attention" and tight.backend == "topk"
+    assert tight.memory <= 100 * 2 ** 20 < roomy.index_bytes
+    with pytest.raises(SidliteError, match="memory budget"):  # asked for by name, attention is kept and refused
+        plan_levels(shapes, shapes, 3, 15, "attention", query_stride=15, memory_budget="100MB").check()
