@@ -12,6 +12,7 @@ import warnings
 import torch
 
 from . import __version__, commands
+from .commands._common import explain_small_input
 from .errors import SidliteError
 from .plan import PlanRefused
 from .runtime import parse_bytes, reuse_freed_memory
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except PlanRefused as refused:
         return _refused(refused, args)
     except SidliteError as error:
-        print(f"sidlite: error: {error}", file=sys.stderr)
+        print(f"sidlite: error: {explain_small_input(str(error), args)}", file=sys.stderr)
         return 2
     except (MemoryError, torch.OutOfMemoryError) as error:
         return _out_of_memory(error, args)

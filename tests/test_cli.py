@@ -55,10 +55,12 @@ def test_a_large_latent_output_without_a_preset_hints_at_the_gigapixel_one(tmp_p
 @pytest.mark.parametrize("args,message", [
     (["missing.png"], "not found"),
     (["example:dots", "--eta", "1.5"], "eta"),
-    (["example:dots", "--patch-size", "300"], "smaller than the 300x300 patch"),
+    (["example:dots", "--patch-size", "300"], "smaller than the 300x300 patch; use a larger image or a smaller "
+                                              "--patch-size\n"),  # not shrunk: no word of --max-side
     (["example:dots", "--backend", "warp"], "unknown backend"),
     (["example:dots", "--device", "quantum"], "unknown device"),
-    (["example:dots", "--max-side", "10"], "smaller than the"),
+    (["example:dots", "--max-side", "10"], "smaller than the 15x15 patch; use a larger image or a smaller --patch-size "
+                                           "(--max-side 10 shrank the input to that size)"),
     (["example:nothing"], "unknown example"),
     (["example:dots", "--seed", "99999999999999999999"], "seed"),
     (["example:dots", "--memory-budget", "nanGB"], "memory size"),

@@ -120,11 +120,22 @@ def sampling_settings(args) -> dict:
 
 
 def read_input(args) -> "torch.Tensor":
-    """The input image from a path or ``example:NAME``, shrunk to ``--max-side`` if given."""
+    """The input image from a path or ``example:NAME``, shrunk to ``--max-side`` if given; where it was shrunk,
+    ``args.shrunk_by_max_side`` is set, so that an error calling the image too small can name the flag."""
     source = args.input
     if source.startswith("example:"):
-        return example_image(source.split(":", 1)[1], args.max_side)
-    return load_image(source, args.max_side)
+        image = example_image(source.split(":", 1)[1], args.max_side)
+    else:
+        image = load_image(source, args.max_side)
+    args.shrunk_by_max_side = args.max_side is not None and max(source_size(source)) > args.max_side
+    return image
+
+
+def explain_small_input(message: str, args) -> str:
+    """``message``, with a note that --max-side made the image that small where it did."""
+    if "smaller than the" in message and getattr(args, "shrunk_by_max_side", False):
+        return f"{message} (--max-side {args.max_side} shrank the input to that size)"
+    return message
 
 
 def source_size(source: str) -> tuple[int, int]:
