@@ -58,9 +58,14 @@ def preset_name(application: str, space: str) -> str:
     return application if space == "pixels" else f"{application}-{space}"
 
 
+#: Command names that differ from their application's: ``sidlite tile`` runs the tileable application.
+COMMAND_APPLICATIONS = {"tile": "tileable"}
+
+
 def by_name(name: str) -> tuple[str, str]:
-    """(application, space) of a preset name such as 'generate-latent'."""
+    """(application, space) of a preset name such as 'generate-latent' (a command's name works too: 'tile')."""
     application, _, space = name.partition("-")
+    application = COMMAND_APPLICATIONS.get(application, application)
     preset(application, space or "pixels")  # raises with the list of names when unknown
     return application, space or "pixels"
 

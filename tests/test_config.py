@@ -116,3 +116,7 @@ def test_numpy_numbers_are_taken_as_python_numbers():
     assert type(config.patch_size) is int and type(config.eta) is float
     with pytest.raises(SidliteError, match="steps must be an integer"):
         SamplingConfig(steps=True)  # a boolean is not a count
+
+
+def test_a_preset_goes_by_its_commands_name_too():
+    assert by_name("tile") == ("tileable", "pixels") and by_name("tile-latent") == ("tileable", "latent")
