@@ -113,3 +113,16 @@ def test_cli_writes_once_and_refuses_to_overwrite(tmp_path, capsys):
     code = main([*args[:-1], "--overwrite", "--steps", "3", "3", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "--steps" in err and err.count("\n") == 1
+
+
+def test_an_output_too_large_is_refused_by_its_plan_before_any_resize(pair):
+    from sidlite.plan import PlanRefused
+
+    structure, style = pair
+    with pytest.raises(PlanRefused, match="memory budget"):  # was a 120 GB allocation in the resize
+        sidlite.structural_analogy(structure, style, output_short_side=100_000, **FAST)
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(SidliteError, match="output_short_side must be a positive integer"):
+            sidlite.structural_analogy(structure, style, output_short_side=bad, **FAST)
+    with pytest.raises(SidliteError, match="channels"):
+        sidlite.structural_analogy(structure[:1], style, **FAST)

@@ -37,10 +37,11 @@ class _StartFromInversion(Hooks):
         return super().start(level, schedule, noise)
 
 
-def _to_short_side(image: torch.Tensor, short: int) -> torch.Tensor:
-    h, w = image.shape[-2:]
+def _short_side_shape(shape, short: int) -> tuple[int, int]:
+    """(H, W) scaled so that the short side is ``short``, the aspect ratio kept."""
+    h, w = shape
     ratio = short / min(h, w)
-    return resize(image, (max(1, round(h * ratio)), max(1, round(w * ratio))))
+    return max(1, round(h * ratio)), max(1, round(w * ratio))
 
 
 def structural_analogy(structure, style, *, noise_level: float | None = 0.5, output_short_side: int | None = None,
@@ -64,21 +65,25 @@ def structural_analogy(structure, style, *, noise_level: float | None = 0.5, out
     patch_size, eta = config.patch_size, config.eta
     device = resolve_device(config.device)
     structure, style = as_image(structure).to(device), as_image(style).to(device)
-    check(noise_level is None or 0 < noise_level <= 1, f"noise_level must lie in (0, 1] (or None), got {noise_level}")
+    check(structure.shape[0] == style.shape[0], f"the structure image has {structure.shape[0]} channels and the "
+                                                f"style image {style.shape[0]}; give both in colour or both in grey")
+    check(noise_level is None or (isinstance(noise_level, (int, float)) and 0 < noise_level <= 1),
+          f"noise_level must lie in (0, 1] (or None), got {noise_level!r}")
     per_level = config.steps_per_level(num_levels)
-    short = output_short_side or min(style.shape[-2:])
-    check(isinstance(short, int) and short >= 1, f"output_short_side must be a positive integer, got {short}")
-    structure, style = _to_short_side(structure, short), _to_short_side(style, short)
-    style_shapes = pyramid_shapes(tuple(style.shape[-2:]), num_levels)
-    shapes = pyramid_shapes(tuple(structure.shape[-2:]), num_levels)
+    short = min(style.shape[-2:]) if output_short_side is None else output_short_side
+    check(isinstance(short, int) and not isinstance(short, bool) and short >= 1,
+          f"output_short_side must be a positive integer, got {short!r}")
+    style_shapes = pyramid_shapes(_short_side_shape(style.shape[-2:], short), num_levels)
+    shapes = pyramid_shapes(_short_side_shape(structure.shape[-2:], short), num_levels)
     for kind, level in (("style", style_shapes[-1]), ("structure", shapes[-1])):
         check(min(level) >= patch_size, f"the coarsest {kind} level is {level[0]}x{level[1]}, smaller than the "
                                         f"{patch_size}x{patch_size} patch; use a larger {kind} image or short "
                                         f"side, fewer levels or a smaller patch size")
-    style_levels = build_pyramid(style, style_shapes)
-    structure_coarsest = build_pyramid(structure, shapes)[-1]
-    # the structure's coarsest level, which the inversion denoises with its own patches, and the style's levels
-    plan = app_plan([s.shape[-2:] for s in style_levels] + [shapes[-1]], shapes + [shapes[-1]], style.shape[0], config)
+    # the structure's coarsest level, which the inversion denoises with its own patches, and the style's levels,
+    # planned before either image is resized: a size that cannot fit is refused before any of it is made
+    plan = app_plan(style_shapes + [shapes[-1]], shapes + [shapes[-1]], style.shape[0], config)
+    style_levels = build_pyramid(resize(style, style_shapes[0]), style_shapes)
+    structure_coarsest = build_pyramid(resize(structure, shapes[0]), shapes)[-1]
     own = ImageDenoiser.from_plan(plan.levels[-1], structure_coarsest, patch_size, config.rho)
     schedules = [Schedule.flow_linear(s, config.sigma_min) for s in per_level]
     coarse = schedules[-1]
