@@ -60,7 +60,12 @@ def score_gradient(objective: Objective, x: torch.Tensor) -> tuple[torch.Tensor,
     with torch.enable_grad():
         leaf = x.detach().clone().requires_grad_(True)
         score = objective(leaf)
-        check(score.dim() == 0, f"an objective returns a scalar score, got shape {tuple(score.shape)}")
+        check(isinstance(score, torch.Tensor) and score.dim() == 0,
+              f"an objective returns a scalar tensor score, got {type(score).__name__} "
+              f"{tuple(score.shape) if isinstance(score, torch.Tensor) else score!r}")
+        check(score.requires_grad, "the objective's score does not depend on the image it is given; compute it "
+                                   "from that image with torch operations, so that it has a gradient")
+        check(bool(torch.isfinite(score)), f"the objective's score is {float(score.detach())}; it must be finite")
         (grad,) = torch.autograd.grad(score, leaf)
     return grad, float(score.detach())
 
@@ -112,11 +117,14 @@ class PaletteObjective:
         check(colours >= 1, f"a palette needs at least one colour, got {colours}")
         check(temperature > 0, f"temperature must be positive, got {temperature}")
         image = as_image(palette)
+        self.channels = image.shape[0]
         pixels = image.reshape(image.shape[0], -1).T.double()
         self.colours = kmeans_colours(pixels, colours, make_generator(seed)).float()
         self.temperature = temperature
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        check(x.shape[0] == self.channels, f"the palette has {self.channels} channels and the image "
+                                           f"{x.shape[0]}; give both in colour or both in grey")
         pixels = x.reshape(x.shape[0], -1).T
         dist = torch.cdist(pixels, self.colours.to(x), compute_mode="donot_use_mm_for_euclid_dist") ** 2
         soft_min = -self.temperature * torch.logsumexp(-dist / self.temperature, dim=1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from .errors import SidliteError, check
+from .errors import SidliteError, check, is_whole, user_stacklevel
 
 #: Values converted at once by :func:`to_uint8` (32 MB of float32).
 UINT8_BLOCK_VALUES = 2 ** 23
@@ -208,11 +209,15 @@ def shrink_to(image: torch.Tensor, max_side: int) -> torch.Tensor:
     resize's kernel rings past the input's range at sharp edges, and an image is promised in [-1, 1]."""
     from .pyramid import resize
 
-    check(max_side >= 1, f"max_side must be positive, got {max_side}")
+    check(is_whole(max_side) and max_side >= 1, f"max_side must be a whole number >= 1, got {max_side!r}")
     size = shrunk_size(*image.shape[-2:], max_side)
     if size == tuple(image.shape[-2:]):
         return image
     return resize(image, size).clamp_(-1, 1)
+
+
+#: Tensors already noted as [0, 1] data (:func:`as_image`), by id: an image passes through several layers.
+_NOTED_UNIT_RANGE: "weakref.WeakValueDictionary[int, torch.Tensor]" = weakref.WeakValueDictionary()
 
 
 def as_image(source) -> torch.Tensor:
@@ -237,10 +242,13 @@ def as_image(source) -> torch.Tensor:
               f"the tensor {tuple(source.shape)} looks like (H, W, C); pass (C, H, W) (x.permute(2, 0, 1)) or a "
               f"numpy (H, W, C) array")
         low, high = check_tensor_values(source)
-        if 0 <= low < high <= 1:
+        image = source.float()
+        if 0 <= low < high <= 1 and _NOTED_UNIT_RANGE.get(id(source)) is not source:  # once per tensor, not per layer
             warnings.warn("the image tensor has no value below 0: sidlite's images are in [-1, 1], so [0, 1] data "
-                          "(torchvision's ToTensor) comes out washed out; convert it with x * 2 - 1", stacklevel=2)
-        return source.float()
+                          "(torchvision's ToTensor) comes out washed out; convert it with x * 2 - 1",
+                          stacklevel=user_stacklevel())
+            _NOTED_UNIT_RANGE.update({id(source): source, id(image): image})
+        return image
     raise SidliteError(f"cannot use a {type(source).__name__} as an image; pass a path, array, PIL image or tensor")
 
 

@@ -9,7 +9,7 @@ import torch
 from .backends import BackendSpec, parse_backend
 from .config import SamplingConfig
 from .denoiser import ImageDenoiser
-from .errors import check
+from .errors import check, is_whole
 from .image_io import as_image
 from .plan import Plan, plan_levels
 from .pyramid import auto_num_levels, build_pyramid, pyramid_shapes
@@ -185,6 +185,7 @@ class SingleImageModel:
     def images(self, count: int, seed: int | None = None):
         """``count`` finished images (C, H, W), of seeds seed, seed + 1, …, sampled :attr:`config`'s
         ``batch_size`` at a time; yields each as soon as its batch is done."""
+        check(is_whole(count) and count >= 0, f"count must be a whole number >= 0, got {count!r}")
         seed, batch = (self.config.seed if seed is None else seed), self.config.batch_size
         check_seed(seed + count - 1 if isinstance(seed, int) else seed)  # the last image's seed too, before the first
         for first in range(0, count, batch):

@@ -360,3 +360,39 @@ def test_application_levels_hold_one_index_at_a_time(cat):
     assert denoisers[0] is finest  # built once while its level lasts
     coarser = denoisers[1]
     assert denoisers[0] is not finest and coarser is not finest  # the finest was dropped, and is built anew
+
+
+def test_wrong_arguments_of_the_applications_are_one_line_errors():
+    image, piece = sidlite.example_image("chelsea", 48), sidlite.example_image("dots", 12)
+    model = sidlite.SingleImageModel(image, 7)
+    for call, message in ((lambda: sidlite.paste(image, piece, 5.5, 3), "top is a whole number"),
+                          (lambda: sidlite.paste(image, piece[:1], 5, 3), "the piece has 1 channels"),
+                          (lambda: sidlite.edit(image, image.flip(2), noise_level=None), "noise_level must lie"),
+                          (lambda: sidlite.edit(image, image.flip(2), feather_width=float("nan")), "feather_width"),
+                          (lambda: sidlite.upscale(image, "2"), "factor must be a finite number"),
+                          (lambda: sidlite.upscale(image, 1.01), "leaves the 32x48 image at its size"),
+                          (lambda: sidlite.example_image("brick", "96"), "max_side must be a whole number"),
+                          (lambda: list(model.images("2")), "count must be a whole number")):
+        with pytest.raises(sidlite.SidliteError, match=message):
+            call()
+    assert sidlite.paste(image, piece, np.int64(5), 3)[1].sum() == 12 * 12  # NumPy's integers are whole numbers
+
+
+def test_an_edit_the_image_redraws_away_is_noted():
+    """A small foreign object at start_level 1 is replaced by the image's own patches: the result says so."""
+    image = sidlite.example_image("chelsea", 96)
+    edited, mask = sidlite.paste(image, sidlite.example_image("rocket", 20), 10, 20)
+    with pytest.warns(UserWarning, match="redrawn away.*start_level=0"):
+        sidlite.edit(image, edited, mask, steps=3, progress=False)
+    kept = sidlite.edit(image, edited, mask, start_level=0, noise_level=0.2, steps=3, progress=False)
+    assert float((kept - image)[:, mask].abs().mean()) > 0.25 * float((edited - image)[:, mask].abs().mean())
+
+
+def test_the_unit_range_note_is_given_once_at_the_callers_line():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sidlite.generate((sidlite.example_image("dots", 24) + 1) / 2, patch_size=5, steps=1, progress=False)
+    notes = [w for w in caught if "no value below 0" in str(w.message)]
+    assert len(notes) == 1 and notes[0].filename == __file__

@@ -257,3 +257,14 @@ def test_cli_prompt_with_a_local_clip_folder(tmp_path, tiny_clip):
     assert main(["stylize", "example:chelsea", "-o", str(out), "--prompt", "mosaic tiles", "--clip", str(tiny_clip),
                  "--views", "2", *SMALL]) == 0
     assert out.exists()
+
+
+def test_objectives_that_cannot_guide_are_refused():
+    image = sidlite.example_image("chelsea", 32)
+    for objective, message in ((lambda x: torch.tensor(1.0), "does not depend on the image"),
+                               (lambda x: x.sum() * float("nan"), "must be finite"),
+                               (lambda x: 3.0, "scalar tensor score")):
+        with pytest.raises(SidliteError, match=message):
+            sidlite.stylize(image, objective, steps=2, progress=False)
+    with pytest.raises(SidliteError, match="the palette has 1 channels"):
+        PaletteObjective(image[:1])(image)

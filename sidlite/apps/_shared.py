@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ..codecs import Codec, get_codec
 from ..denoiser import ImageDenoiser, known_patch_grid
 from ..config import configure
-from ..errors import SidliteError, check
+from ..errors import SidliteError, check, is_whole
 from ..image_io import as_image, load_image
 from ..model import LevelDenoisers, SingleImageModel, check_size
 from ..plan import Plan, plan_levels
@@ -123,6 +123,9 @@ def as_mask(mask, shape: tuple[int, int], what: str = "mask") -> torch.Tensor:
 
 def rectangle_mask(shape: tuple[int, int], top: int, left: int, height: int, width: int) -> torch.Tensor:
     """A boolean (H, W) mask that is True inside the rectangle (clipped to the image)."""
+    for name, value in (("top", top), ("left", left), ("height", height), ("width", width)):
+        check(is_whole(value), f"a rectangle's {name} is a whole number of pixels, got {value!r}")
+    top, left, height, width = int(top), int(left), int(height), int(width)
     check(height > 0 and width > 0, f"a rectangle needs a positive height and width, got {height}x{width}")
     mask = torch.zeros(shape, dtype=torch.bool)
     mask[max(0, top):max(0, top + height), max(0, left):max(0, left + width)] = True

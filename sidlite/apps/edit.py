@@ -17,7 +17,7 @@ import warnings
 import torch
 
 from ..config import SamplingConfig, configure
-from ..errors import check
+from ..errors import check, is_real, is_whole
 from ..image_io import as_image, save_image
 from ..model import SingleImageModel
 from ..pyramid import build_pyramid
@@ -29,13 +29,21 @@ def paste(image, piece, top: int, left: int) -> tuple[torch.Tensor, torch.Tensor
     """``piece`` pasted into ``image`` with its top-left corner at (top, left), clipped to the image;
     returns the edited image and the boolean mask of the pasted pixels."""
     image, piece = as_image(image), as_image(piece)
+    check(piece.shape[0] == image.shape[0], f"the piece has {piece.shape[0]} channels and the image "
+                                            f"{image.shape[0]}; give both in colour or both in grey")
+    top, left = int(top) if is_whole(top) else top, int(left) if is_whole(left) else left
     height, width = image.shape[-2:]
-    mask = rectangle_mask((height, width), top, left, piece.shape[1], piece.shape[2])
+    mask = rectangle_mask((height, width), top, left, piece.shape[1], piece.shape[2])  # checks the corner
     rows = slice(max(0, -top), min(piece.shape[1], height - top))
     cols = slice(max(0, -left), min(piece.shape[2], width - left))
     edited = image.clone()
     edited[:, mask] = piece[:, rows, cols].to(image.dtype).reshape(image.shape[0], -1)
     return edited, mask
+
+
+#: An edit whose result differs from the input, inside the edited region, by less than this share of what the
+#: edit changed there was redrawn away by the image's own patches (a small foreign object at start_level 1).
+ERASED_SHARE = 0.25
 
 
 class Renoise(Hooks):
@@ -63,7 +71,9 @@ def edit(image, edited, mask=None, *, start_level: int = 1, noise_level: float =
     ``feather_width`` pixels (default P). ``settings`` override ``config`` (default: the 'edit' preset).
     """
     config = configure("edit", "pixels", config, settings)
-    check(0 < noise_level <= 1, f"noise_level must lie in (0, 1], got {noise_level}")
+    check(is_real(noise_level) and 0 < noise_level <= 1, f"noise_level must lie in (0, 1], got {noise_level!r}")
+    check(feather_width is None or (is_real(feather_width) and feather_width >= 0),
+          f"feather_width must be a number of pixels >= 0 (or None for the patch size), got {feather_width!r}")
     check(isinstance(start_level, int) and start_level >= 0, f"start_level must be a whole number >= 0, got {start_level}")
     image, edited = as_image(image), as_image(edited)
     check(edited.shape == image.shape, f"the edited image is {tuple(edited.shape)} but the input is "
@@ -78,6 +88,12 @@ def edit(image, edited, mask=None, *, start_level: int = 1, noise_level: float =
         start_level = model.num_levels - 1
     hooks = Renoise(build_pyramid(edited.to(model.device), model.sample_shapes), start_level, noise_level)
     result = model.sample(hooks=hooks).image  # the levels Renoise fixes are never built
+    inside = region.to(result.device)
+    kept = float((result - image.to(result.device))[:, inside].abs().mean())
+    if kept < ERASED_SHARE * float((edited - image)[:, region].abs().mean()):
+        warnings.warn(f"the edit was redrawn away: inside it the result moved from the input by under "
+                      f"{ERASED_SHARE:.0%} of what the edit changed; keep more of it with "
+                      f"start_level={max(0, start_level - 1)} or a lower noise_level", stacklevel=2)
     if not keep_outside:
         return result
     weight = feather(region, config.patch_size if feather_width is None else feather_width).to(result.device)

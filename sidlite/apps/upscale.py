@@ -19,7 +19,7 @@ import math
 import torch
 
 from ..config import SamplingConfig, configure
-from ..errors import check
+from ..errors import check, is_real
 from ..image_io import as_image, save_image
 from ..pyramid import resize
 from ..runtime import make_generator, resolve_device
@@ -81,14 +81,17 @@ def upscale(image, factor: float = 2.0, *, noise_level: float | None = 0.5, cons
     """
     config = configure("upscale", "pixels", config, settings)
     patch_size = config.patch_size
-    check(1 < factor < math.inf, f"the upscaling factor must be larger than 1 and finite, got {factor}")
-    check(noise_level is None or 0 < noise_level <= 1, f"noise_level must lie in (0, 1] or be None, got {noise_level}")
+    check(is_real(factor) and factor > 1, f"the upscaling factor must be a finite number larger than 1, got {factor!r}")
+    check(noise_level is None or (is_real(noise_level) and 0 < noise_level <= 1),
+          f"noise_level must lie in (0, 1] or be None, got {noise_level!r}")
     check(isinstance(consistency, int) and consistency >= 0, f"consistency must be a whole number >= 0, got {consistency}")
     device = resolve_device(config.device)
     image = as_image(image).to(device)
     check(min(image.shape[-2:]) >= patch_size, f"the {image.shape[1]}x{image.shape[2]} image is smaller than the "
                                                f"{patch_size}x{patch_size} patch; use a smaller --patch-size")
     shapes = upscale_shapes(tuple(image.shape[-2:]), factor)
+    check(shapes[0] != shapes[-1], f"a factor of {factor} leaves the {image.shape[1]}x{image.shape[2]} image at "
+                                   f"its size (sides are whole pixels); use a larger factor")
     denoisers = planned_denoisers([image] * (len(shapes) - 1), shapes[:-1], config, shared_index=True) + [None]
     hooks = FromInput(image, len(shapes) - 1, noise_level, consistency)
     schedules = [Schedule.flow_linear(s, config.sigma_min) for s in config.steps_per_level(len(shapes))]
