@@ -10,24 +10,69 @@ book is copied unchanged. The destination must be empty or absent unless ``--ove
 from __future__ import annotations
 
 import argparse
+import ast
 import shutil
 import sys
 from pathlib import Path
 
 import nbformat
 
-PLACEHOLDER = ("# TODO: your solution here.\n"
-               "# Define the names that the check cell below uses, then run both cells.\n"
-               "...")
 SKIP = {".ipynb_checkpoints", "__pycache__"}
 
 
+def defined_names(source: str) -> list[str]:
+    """The names a cell defines at its top level (assignments, loops, imports, functions, classes), in order."""
+    names: list[str] = []
+
+    def add(name: str) -> None:
+        if name not in names and not name.startswith("_"):
+            names.append(name)
+
+    def targets(node: ast.AST) -> None:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name):
+                add(sub.id)
+
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            add(node.name)
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                targets(target)
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor)):
+            targets(node.target)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                add((alias.asname or alias.name).split(".")[0])
+    return names
+
+
+def read_names(source: str) -> set[str]:
+    """Every name a cell reads."""
+    return {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)
+            and isinstance(node.ctx, ast.Load)}
+
+
+def placeholder(solution: str, check: str) -> str:
+    """The TODO cell that replaces ``solution``: it names what the ``check`` cell reads of it, and stops a
+    run-all there with that list rather than further down with a NameError in the check."""
+    wanted = [name for name in defined_names(solution) if name in read_names(check)]
+    listed = ", ".join(wanted) if wanted else "the names the check cell below uses"
+    return (f"# TODO: your solution here. The check cell below reads: {listed}.\n"
+            f"# Write the code that defines them in place of the line below, then run both cells.\n"
+            f"raise NotImplementedError({f'your solution: define {listed}'!r})")
+
+
 def strip_solutions(notebook: nbformat.NotebookNode) -> int:
-    """Replace the source of every ``solution``-tagged code cell by :data:`PLACEHOLDER`; returns the count."""
+    """Replace the source of every ``solution``-tagged code cell by its :func:`placeholder` (naming what the
+    next ``check`` cell reads of it); returns the count."""
     count = 0
-    for cell in notebook.cells:
+    cells = notebook.cells
+    for index, cell in enumerate(cells):
         if cell.cell_type == "code" and "solution" in cell.get("metadata", {}).get("tags", []):
-            cell.source = PLACEHOLDER
+            check = next((c.source for c in cells[index + 1:] if c.cell_type == "code"
+                          and "check" in c.get("metadata", {}).get("tags", [])), "")
+            cell.source = placeholder(cell.source, check)
             cell.outputs = []
             cell.execution_count = None
             count += 1

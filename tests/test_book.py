@@ -445,13 +445,24 @@ def test_student_copy_blanks_solutions_and_keeps_checks(tmp_path):
     stripped = student.make_student_copy(book, tmp_path / "student")
     assert stripped == {"00-tiny.ipynb": 1}
     cells = _load(tmp_path / "student" / "00-tiny.ipynb").cells
-    assert cells[3].source == student.PLACEHOLDER and "TODO" in cells[3].source
+    assert "TODO" in cells[3].source and "reads: x." in cells[3].source and "x = 2" not in cells[3].source
     assert cells[4].source == "assert x == 2" and cells[1].source == SETUP
     assert (tmp_path / "student" / "notes.txt").read_text() == "kept as is"
     namespace: dict = {}
-    exec(cells[3].source, namespace)  # the placeholder runs; the check then fails until the student answers
+    with pytest.raises(NotImplementedError, match="define x"):  # a run-all stops at the TODO, naming what to write
+        exec(cells[3].source, namespace)
     with pytest.raises(NameError):
         exec(cells[4].source, namespace)
+
+
+def test_a_placeholder_names_what_the_check_reads_of_the_solution():
+    student = _script("student_copy")
+    solution = ("import math\nfrom torch import nn as layers\ndef merge(parts):\n    inner = 1\n    return parts\n"
+                "a, (b, c) = 1, (2, 3)\nfor k in range(2):\n    pass\n_hidden = 0\nunused = 5\n")
+    check = "assert merge([a]) == [b] and k == 1 and math.pi and layers and c\n"
+    assert student.defined_names(solution) == ["math", "layers", "merge", "a", "b", "c", "k", "unused"]
+    text = student.placeholder(solution, check)
+    assert "reads: math, layers, merge, a, b, c, k." in text and "unused" not in text and "inner" not in text
 
 
 def test_student_copy_refuses_a_non_empty_destination_without_overwrite(tmp_path):
@@ -476,7 +487,8 @@ def test_student_copy_of_the_real_book_blanks_every_solution(tmp_path):
         assert len(original) == len(copy)
         for before, after in zip(original, copy):
             if "solution" in _tags(before):
-                assert after.source == student.PLACEHOLDER
+                assert "raise NotImplementedError" in after.source and "reads: " in after.source
+                assert "the names the check cell below uses" not in after.source, before.source[:80]
             else:
                 assert after.source == before.source
 
