@@ -37,6 +37,10 @@ def check_size(size: Sequence[int] | None, what: str = "an output size") -> tupl
     return int(size[0]), int(size[1])
 
 
+#: Settings of a run, not of the model: :meth:`SingleImageModel.sample` takes them.
+SAMPLING_SETTINGS = ("seed", "steps", "eta", "sigma_min", "progress", "batch_size")
+
+
 class LevelDenoisers(Sequence):
     """The per-level denoisers of a model, built when a level is first asked for.
 
@@ -85,6 +89,11 @@ class SingleImageModel:
                  backend: str | BackendSpec = "auto", rho: float = 0.2, device: str | torch.device = "cpu",
                  *, memory_budget=None, query_stride: int | str = "auto", keep_levels: bool = True,
                  **backend_options):
+        for key in backend_options:  # a sampling setting here would pass silently as a backend's option
+            own = "; k-means' own seed goes in the backend spec, backend='topk:seed=...'" if key == "seed" else ""
+            check(key not in SAMPLING_SETTINGS, f"{key} is a sampling setting: give it to sample(), or build the "
+                                                f"model with SingleImageModel.from_config(image, SamplingConfig(...))"
+                                                f"{own}")
         self.device = resolve_device(device)
         image = as_image(image).to(self.device)
         check(isinstance(patch_size, int) and patch_size >= 1, f"patch size must be a positive integer, got {patch_size}")
@@ -165,6 +174,7 @@ class SingleImageModel:
         seed … seed + B − 1 through every step together and returns (B, C, H, W) images; sample i equals
         ``sample(seed + i)`` up to float rounding in the backend's products.
         """
+        check(seed is None or generator is None, "give sample() a seed or a generator, not both")
         c = self.config
         seed, eta = (c.seed if seed is None else seed), (c.eta if eta is None else eta)
         steps, sigma_min = (c.steps if steps is None else steps), (c.sigma_min if sigma_min is None else sigma_min)

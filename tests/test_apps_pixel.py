@@ -396,3 +396,15 @@ def test_the_unit_range_note_is_given_once_at_the_callers_line():
         sidlite.generate((sidlite.example_image("dots", 24) + 1) / 2, patch_size=5, steps=1, progress=False)
     notes = [w for w in caught if "no value below 0" in str(w.message)]
     assert len(notes) == 1 and notes[0].filename == __file__
+
+
+def test_masks_come_as_drawn_from_any_source():
+    """The same hole as a boolean tensor, an (H, W, 3) uint8 array as painted, a PIL image at twice the size
+    and a [0, 1] float tensor: one mask."""
+    from sidlite.apps._shared import as_mask
+
+    hole = sidlite.rectangle_mask((24, 32), 6, 8, 10, 12)
+    painted = np.repeat(hole.numpy()[..., None].astype(np.uint8) * 255, 3, axis=2)
+    big = Image.fromarray(np.repeat(np.repeat(painted, 2, axis=0), 2, axis=1))
+    for source in (hole, painted, big, hole.float()):
+        assert torch.equal(as_mask(source, (24, 32)), hole), type(source)

@@ -208,3 +208,13 @@ def test_a_budget_above_the_free_memory_is_noted(small_image, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.sample(0, steps=1, progress=False)  # room enough: no note
+
+
+def test_sampling_settings_given_to_the_model_are_refused_not_taken_as_backend_options(small_image):
+    for key in ("seed", "steps", "progress"):
+        with pytest.raises(SidliteError, match=f"{key} is a sampling setting: give it to sample"):
+            SingleImageModel(small_image, 5, **{key: 3})
+    model = SingleImageModel(small_image, 5, backend="topk:seed=3")  # k-means' own seed, where it belongs
+    assert model.plan.levels[0].options["seed"] == 3
+    with pytest.raises(SidliteError, match="a seed or a generator, not both"):
+        model.sample(seed=1, generator=torch.Generator().manual_seed(5))

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..codecs import Codec, get_codec
 from ..denoiser import ImageDenoiser, known_patch_grid
@@ -98,20 +99,24 @@ def decode(codec: Codec, latent: torch.Tensor, periodic: bool = False) -> torch.
 
 
 def as_mask(mask, shape: tuple[int, int], what: str = "mask") -> torch.Tensor:
-    """A boolean (H, W) mask from a tensor, an array or an image file (pixels lighter than mid-grey are True).
+    """A boolean (H, W) mask from a boolean or [0, 1] tensor or array (True above 0.5; a (C, H, W) tensor or
+    an (H, W, C) array averaged over its channels), a PIL image or an image file (pixels lighter than
+    mid-grey are True).
 
-    A file of another size but the same aspect ratio (say, drawn on the full-size photo before
+    A file or PIL image of another size but the same aspect ratio (say, drawn on the full-size photo before
     ``--max-side`` shrank it) is resized to ``shape``.
     """
-    if isinstance(mask, (str, Path)):
-        grey = load_image(mask).mean(0, keepdim=True)
+    if isinstance(mask, (str, Path, Image.Image)):
+        grey = (load_image(mask) if not isinstance(mask, Image.Image) else as_image(mask)).mean(0, keepdim=True)
         height, width = grey.shape[-2:]
         check(abs(height / width - shape[0] / shape[1]) < 0.02 * shape[0] / shape[1],
-              f"the {what} file is {height}x{width}, not the aspect ratio of the {shape[0]}x{shape[1]} image; "
+              f"the {what} image is {height}x{width}, not the aspect ratio of the {shape[0]}x{shape[1]} image; "
               f"draw it on the input (any size with the input's aspect ratio works)")
         mask = resize(grey, tuple(shape))[0] > 0.0  # [-1, 1]: lighter than mid-grey
     if isinstance(mask, np.ndarray):
-        mask = torch.from_numpy(mask)
+        if mask.ndim == 3 and mask.shape[2] in (1, 3, 4) and mask.shape[0] not in (1, 3, 4):
+            mask = mask.astype(np.float64).mean(2) / (255.0 if mask.dtype == np.uint8 else 1.0)  # (H, W, C), as drawn
+        mask = torch.from_numpy(np.ascontiguousarray(mask))
     check(isinstance(mask, torch.Tensor), f"a {what} is an (H, W) array, tensor or image file, got {type(mask).__name__}")
     if mask.dim() == 3:
         mask = mask.float().mean(0)

@@ -12,7 +12,7 @@ import torch
 
 from ..codecs import Codec
 from ..config import SamplingConfig
-from ..errors import check
+from ..errors import check, is_whole
 from ..model import SingleImageModel
 from ._shared import space_model
 
@@ -30,7 +30,8 @@ def generation_model(image, size: Sequence[int] | None = None, *, latent=None, c
 
 def generate(image, num_samples: int = 1, *, size: Sequence[int] | None = None, latent=None,
              config: SamplingConfig | None = None, **settings) -> torch.Tensor:
-    """Unconditional samples from one image, as a (num_samples, 3, H, W) tensor in [-1, 1].
+    """Unconditional samples from one image, as a (num_samples, C, H, W) tensor in [-1, 1] (C: the input's
+    channels, 3 for a colour image or file; a one-channel tensor gives one-channel samples).
 
     Sample i uses seed + i; with ``batch_size`` = B the samples run B at a time through each step (one
     index, larger products; the same images up to float rounding). ``size`` is in pixels (default: the input's); ``latent`` picks the space
@@ -38,6 +39,8 @@ def generate(image, num_samples: int = 1, *, size: Sequence[int] | None = None, 
     the space's preset): ``steps``, ``eta``, ``patch_size``, ``backend`` ('topk:nprobe=4'),
     ``memory_budget`` ('8GB': a size that cannot fit is refused before any work), … and backend options.
     """
-    check(isinstance(num_samples, int) and num_samples >= 1, f"the number of samples must be >= 1, got {num_samples}")
+    check(is_whole(num_samples) and num_samples >= 1,
+          f"the number of samples must be a whole number >= 1, got {num_samples!r}")
+    num_samples = int(num_samples)
     codec, model = generation_model(image, size, latent=latent, config=config, keep_levels=num_samples > 1, **settings)
     return torch.stack([codec.decode(image) for image in model.images(num_samples)])
