@@ -13,7 +13,7 @@ import torch
 
 from . import __version__, commands
 from .commands._common import explain_small_input
-from .errors import SidliteError
+from .errors import SidliteError, for_command_line
 from .plan import PlanRefused
 from .runtime import parse_bytes, reuse_freed_memory
 
@@ -73,12 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         budget = getattr(args, "memory_budget", None)
         reuse_freed_memory(None if budget is None else parse_bytes(budget))
         with warnings.catch_warnings():  # a warning is one line, without the source line that raised it
-            warnings.showwarning = lambda message, *_, **__: print(f"sidlite: note: {message}", file=sys.stderr)
+            warnings.showwarning = lambda message, *_, **__: print(f"sidlite: note: {for_command_line(str(message))}",
+                                                                   file=sys.stderr)
             args.run(args)
     except PlanRefused as refused:
         return _refused(refused, args)
     except SidliteError as error:
-        print(f"sidlite: error: {explain_small_input(str(error), args)}", file=sys.stderr)
+        print(f"sidlite: error: {for_command_line(explain_small_input(str(error), args))}", file=sys.stderr)
         return 2
     except (MemoryError, torch.OutOfMemoryError) as error:
         return _out_of_memory(error, args)

@@ -111,7 +111,7 @@ class SamplingConfig:
         """One step count per level, finest first."""
         per_level = [self.steps] * levels if isinstance(self.steps, int) else list(self.steps)
         check(len(per_level) == levels,
-              f"steps (--steps) takes one value for all levels or one per level ({levels}), got {len(per_level)}")
+              f"`steps` takes one value for all levels or one per level ({levels}), got {len(per_level)}")
         return per_level
 
 

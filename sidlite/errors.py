@@ -2,6 +2,7 @@
 import math
 import numbers
 import os
+import re
 import sys
 
 
@@ -26,6 +27,25 @@ def user_stacklevel() -> int:
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     return level
+
+
+#: The command line's flag for each setting a message may name. Messages name settings as Python does, in
+#: backquotes (`memory_budget`, `device='cpu'`); the command line prints them as its flags
+#: (:func:`for_command_line`), so neither audience reads the other's names.
+FLAGS = {"memory_budget": "--memory-budget", "size": "--size", "patch_size": "--patch-size", "steps": "--steps",
+         "query_stride": "--query-stride", "device": "--device", "backend": "--backend", "max_side": "--max-side"}
+_KNOB = re.compile(r"`(\w+)(?:=([^`]*))?`")
+
+
+def for_command_line(message: str) -> str:
+    """``message`` with every backquoted setting that has a flag written as that flag (`query_stride=2` as
+    --query-stride 2); other backquoted names stay as they are."""
+    def flag(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        if name not in FLAGS:
+            return match.group(0)
+        return FLAGS[name] + ("" if value is None else " " + value.strip("'\""))
+    return _KNOB.sub(flag, message)
 
 
 def check(condition: bool, message: str) -> None:

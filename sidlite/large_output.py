@@ -76,7 +76,7 @@ def check_disk_space(path: Path, height: int, width: int, count: int = 1) -> Non
     free = shutil.disk_usage(folder).free
     if need > free:
         raise SidliteError(f"{count} output(s) of {height}x{width} may need {format_bytes(need)} on disk but "
-                           f"{folder} has {format_bytes(free)} free; free space or choose another --output folder")
+                           f"{folder} has {format_bytes(free)} free; free space or choose another output folder")
 
 
 def streamed_paths(path) -> tuple[Path, Path]:
@@ -140,7 +140,7 @@ def check_whole_decoding(plan, codec, cells: tuple[int, int], periodic: bool = F
     if need > plan.budget - held:
         raise SidliteError(f"decoding the {height}x{width} output takes {format_bytes(need)} beside the "
                            f"{format_bytes(held)} the finest level holds, more than the memory budget "
-                           f"{format_bytes(plan.budget)}; raise --memory-budget or lower --size")
+                           f"{format_bytes(plan.budget)}; raise `memory_budget` or lower `size`")
 
 
 def plan_saving(plan, codec, height: int, width: int, channels: int = 3) -> bool:
@@ -155,7 +155,7 @@ def plan_saving(plan, codec, height: int, width: int, channels: int = 3) -> bool
     if need > left:
         raise SidliteError(f"saving the {height}x{width} output takes {format_bytes(need)} beside the "
                            f"{format_bytes(held)} the finest level holds, more than the memory budget "
-                           f"{format_bytes(plan.budget)}; raise --memory-budget or lower --size")
+                           f"{format_bytes(plan.budget)}; raise `memory_budget` or lower `size`")
     return streamed
 
 

@@ -124,7 +124,7 @@ class PlanRefused(SidliteError):
     command line names only the options its command has)."""
 
     def __init__(self, plan: "Plan", need: str):
-        super().__init__(f"{need}; raise --memory-budget, or lower --size, --max-side or use --query-stride 2")
+        super().__init__(f"{need}; raise `memory_budget`, or lower `size` or the input's, or use `query_stride=2`")
         self.plan, self.need = plan, need
 
 

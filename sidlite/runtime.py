@@ -37,7 +37,7 @@ def resolve_device(device: str | torch.device | None = "cpu") -> torch.device:
     if kind == "cpu" and index not in (None, "0"):
         raise SidliteError(f"there is one CPU device, 'cpu'; got {device!r}")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise SidliteError("CUDA was requested but this machine has no usable CUDA GPU; use --device cpu")
+        raise SidliteError("CUDA was requested but this machine has no usable CUDA GPU; use `device='cpu'`")
     if kind == "cuda" and index is not None and int(index) >= torch.cuda.device_count():
         count = torch.cuda.device_count()
         names = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"

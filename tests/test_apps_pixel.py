@@ -336,7 +336,7 @@ def test_every_application_plans_its_levels_under_the_memory_budget(cat, app):
            "upscale": lambda **o: sidlite.upscale(cat, 4, **o),
            "analogy": lambda **o: sidlite.structural_analogy(cat, cat.flip(2), num_levels=2, steps=[2, 2], **o),
            "palette": lambda **o: sidlite.palette_style(cat, cat.flip(1), steps=4, **o)}[app]
-    with pytest.raises(SidliteError, match="memory budget .* raise --memory-budget"):
+    with pytest.raises(SidliteError, match="memory budget .* raise `memory_budget`"):
         run(memory_budget="64KB", progress=False, patch_size=5)
     with pytest.raises(SidliteError, match="query stride"):
         run(query_stride=9, progress=False, patch_size=5)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+import sidlite
 from sidlite.cli import main
 
 SMALL = ["--max-side", "40", "--patch-size", "5", "--steps", "3", "--quiet"]
@@ -296,3 +297,15 @@ def test_counts_are_checked_as_they_are_read(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main(["generate", "example:dots", "--steps", value, "-o", str(tmp_path / "o.png")])
         assert message in capsys.readouterr().err
+
+
+def test_settings_in_messages_read_as_python_in_python_and_as_flags_on_the_command_line(tmp_path, capsys):
+    from sidlite.errors import for_command_line
+
+    assert for_command_line("raise `memory_budget`, or use `query_stride=2` or `device='cpu'`; `rho` stays") == \
+        "raise --memory-budget, or use --query-stride 2 or --device cpu; `rho` stays"
+    with pytest.raises(sidlite.SidliteError, match="smaller `patch_size`"):
+        sidlite.generate(sidlite.example_image("dots", 20), patch_size=25, progress=False)
+    assert main(["generate", "example:dots", "--max-side", "20", "--patch-size", "25", "-o", str(tmp_path / "o.png")]) == 2
+    said = capsys.readouterr().err
+    assert "smaller --patch-size" in said and "`" not in said

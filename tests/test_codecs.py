@@ -225,7 +225,7 @@ def test_a_tileable_output_the_vae_cannot_decode_periodically_is_refused_before_
     codec = VAECodec(str(vae_folders["kl"]), device="cpu")
     image = sidlite.example_image("chelsea", max_side=96)
     monkeypatch.setattr(SingleImageModel, "sample", lambda *a, **k: pytest.fail("sampling started"))
-    with pytest.raises(SidliteError, match=r"decoding the 512x512 output takes .*--memory-budget"):
+    with pytest.raises(SidliteError, match=r"decoding the 512x512 output takes .*`memory_budget`"):
         sidlite.tileable(image, (512, 512), latent=codec, patch_size=3, steps=1, memory_budget="60MB", progress=False)
     monkeypatch.undo()
     out = sidlite.tileable(image, (512, 512), latent=codec, patch_size=3, steps=1, memory_budget="120MB", progress=False)

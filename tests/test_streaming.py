@@ -266,7 +266,7 @@ def test_saving_the_output_is_planned_before_sampling():
     assert plan_saving(plan, pca, 4096, 4096) is True  # its 8-bit copies would crowd the budget: streamed
     assert save_bytes(pca, 4096, 4096) > plan.budget > save_bytes(pca, 4096, 4096, streamed=True)
     tight = plan_levels([(64, 64)], [(64, 64)], 3, 7, memory_budget="90MB")
-    with pytest.raises(SidliteError, match="saving the 4096x4096 output .* raise --memory-budget"):
+    with pytest.raises(SidliteError, match="saving the 4096x4096 output .* raise `memory_budget`"):
         plan_saving(tight, pca, 4096, 4096)
     # a codec that decodes whole (a VAE) holds the whole float image; a wide streamed output rounds its bands
     # up to whole preview rows (14336 x 70080 with 8-pixel cells: 35 cells, 280 pixel rows a band)

@@ -71,11 +71,11 @@ def check_patch_fits(shape: tuple[int, int], patch_size: int, codec: Codec, what
         return
     if codec.cell_size == 1:
         raise SidliteError(f"the {what} ({shape[0]}x{shape[1]} pixels) is smaller than the {patch_size}x{patch_size} "
-                           f"patch; use a {'larger --size' if what == 'output' else 'larger image'} or a smaller --patch-size")
+                           f"patch; use a {'larger `size`' if what == 'output' else 'larger image'} or a smaller `patch_size`")
     c = codec.cell_size
     raise SidliteError(f"the {what} is {shape[0]}x{shape[1]} cells of the {codec.name} latent ({shape[0] * c}x"
                        f"{shape[1] * c} pixels), smaller than the {patch_size}x{patch_size}-cell patch; use a larger "
-                       f"{'--size' if what == 'output' else 'image (--max-side)'} or a smaller --patch-size")
+                       f"{'`size`' if what == 'output' else 'image (`max_side`)'} or a smaller `patch_size`")
 
 
 def space_model(application: str, image, size, latent, config, settings: dict,

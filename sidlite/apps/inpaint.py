@@ -52,7 +52,7 @@ def _levels_with_patches(shape, hole, patch_size, num_levels, min_short_side):
     m = default_min_short_side(patch_size) if min_short_side is None else min_short_side
     short = min(shape)
     check(short >= patch_size, f"the image ({shape[0]}x{shape[1]}) is smaller than the {patch_size}x{patch_size} "
-                               f"patch; use a smaller --patch-size")
+                               f"patch; use a smaller `patch_size`")
     depth = auto_num_levels(short, min(m, short)) if num_levels == "auto" else num_levels
     check(isinstance(depth, int) and depth >= 1, f"num_levels must be 'auto' or an integer >= 1, got {num_levels!r}")
     while depth >= 1:

@@ -88,7 +88,7 @@ def upscale(image, factor: float = 2.0, *, noise_level: float | None = 0.5, cons
     device = resolve_device(config.device)
     image = as_image(image).to(device)
     check(min(image.shape[-2:]) >= patch_size, f"the {image.shape[1]}x{image.shape[2]} image is smaller than the "
-                                               f"{patch_size}x{patch_size} patch; use a smaller --patch-size")
+                                               f"{patch_size}x{patch_size} patch; use a smaller `patch_size`")
     shapes = upscale_shapes(tuple(image.shape[-2:]), factor)
     check(shapes[0] != shapes[-1], f"a factor of {factor} leaves the {image.shape[1]}x{image.shape[2]} image at "
                                    f"its size (sides are whole pixels); use a larger factor")

@@ -21,7 +21,7 @@ def _faiss():
         import faiss
     except ImportError as error:  # a missing package, or a build against another CUDA
         raise SidliteError("the 'faiss' backend needs the faiss package (pip install faiss-cpu); "
-                           "use --backend topk for the same method without it") from error
+                           "use `backend='topk'` for the same method without it") from error
     return faiss
 
 
