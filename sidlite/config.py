@@ -15,6 +15,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from .backends import BackendSpec, parse_backend
 from .errors import SidliteError, check
 from .plan import check_query_stride
@@ -56,6 +58,8 @@ class SamplingConfig:
         check_seed(self.seed)
         if self.query_stride != "auto":
             check_query_stride(self.query_stride, self.patch_size)
+        check(isinstance(self.progress, (bool, np.bool_)), f"progress is True or False, got {self.progress!r}")
+        object.__setattr__(self, "progress", bool(self.progress))
         check(isinstance(self.batch_size, int) and self.batch_size >= 1,
               f"batch size must be a whole number >= 1, got {self.batch_size!r}")
         if self.memory_budget is not None:

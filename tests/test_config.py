@@ -120,3 +120,14 @@ def test_numpy_numbers_are_taken_as_python_numbers():
 
 def test_a_preset_goes_by_its_commands_name_too():
     assert by_name("tile") == ("tileable", "pixels") and by_name("tile-latent") == ("tileable", "latent")
+
+
+def test_switches_are_true_or_false():
+    import numpy as np
+
+    assert SamplingConfig(progress=np.bool_(False)).progress is False
+    with pytest.raises(SidliteError, match="progress is True or False"):
+        SamplingConfig(progress="no")  # a non-empty string would have read as True
+    image = sidlite.example_image("dots", 24)
+    with pytest.raises(SidliteError, match="keep_outside is True or False"):
+        sidlite.edit(image, image.flip(2), keep_outside="no", progress=False)

@@ -72,6 +72,7 @@ def edit(image, edited, mask=None, *, start_level: int = 1, noise_level: float =
     """
     config = configure("edit", "pixels", config, settings)
     check(is_real(noise_level) and 0 < noise_level <= 1, f"noise_level must lie in (0, 1], got {noise_level!r}")
+    check(isinstance(keep_outside, bool), f"keep_outside is True or False, got {keep_outside!r}")
     check(feather_width is None or (is_real(feather_width) and feather_width >= 0),
           f"feather_width must be a number of pixels >= 0 (or None for the patch size), got {feather_width!r}")
     check(isinstance(start_level, int) and start_level >= 0, f"start_level must be a whole number >= 0, got {start_level}")
