@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .backends import BackendSpec, parse_backend
-from .errors import SidliteError, check
+from .errors import SidliteError, check, is_whole
 from .plan import check_query_stride
 from .runtime import check_seed, parse_bytes
 
@@ -71,10 +71,9 @@ class SamplingConfig:
         """NumPy's integers and floats (np.int64(7), np.float32(0.2)) as Python's, so that they pass the checks
         a Python number passes; booleans stay booleans, and are refused where a count is asked for."""
         def plain(value):
-            if isinstance(value, bool) or not isinstance(value, numbers.Number):
-                return value
-            return int(value) if isinstance(value, numbers.Integral) else float(value) \
-                if isinstance(value, numbers.Real) else value
+            if is_whole(value):
+                return int(value)
+            return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else value
         for name in ("patch_size", "num_levels", "min_short_side", "rho", "sigma_min", "eta", "seed", "query_stride",
                      "batch_size"):
             object.__setattr__(self, name, plain(getattr(self, name)))

@@ -31,6 +31,13 @@ ARRAY_SLACK = 0.25
 MAX_TENSOR_VALUE = 32.0
 
 
+def _check_unit_range(array: np.ndarray, taken_as: str, advice: str) -> None:
+    """Refuse float data read as [0, 1] that strays past :data:`ARRAY_SLACK` of it (0-255, or [-1, 1])."""
+    low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+    check(-ARRAY_SLACK <= low and high <= 1 + ARRAY_SLACK,
+          f"{taken_as}, but this one spans [{low:g}, {high:g}]; {advice}")
+
+
 def _array_to_unit(array: np.ndarray) -> np.ndarray:
     """An (H, W), (H, W, 3) or (H, W, 4) array of any integer or float type as float64 RGB in [0, 1]."""
     if array.dtype == np.bool_:
@@ -40,10 +47,8 @@ def _array_to_unit(array: np.ndarray) -> np.ndarray:
     else:
         array = array.astype(np.float64)
         check(np.isfinite(array).all(), "the image contains NaN or infinite values")
-        low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
-        check(-ARRAY_SLACK <= low and high <= 1 + ARRAY_SLACK,
-              f"a float image array is taken as [0, 1] (as scikit-image and matplotlib write them), but this one "
-              f"spans [{low:g}, {high:g}]; divide 0-255 data by 255, or pass [-1, 1] data as a torch tensor")
+        _check_unit_range(array, "a float image array is taken as [0, 1] (as scikit-image and matplotlib write "
+                                 "them)", "divide 0-255 data by 255, or pass [-1, 1] data as a torch tensor")
         array = np.clip(array, 0.0, 1.0)  # a resampler's small overshoot
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
@@ -70,10 +75,7 @@ def _pil_pixels(image: Image.Image) -> tuple[Image.Image | np.ndarray, Callable[
         return array / (65535.0 if array.max(initial=0) > 255 else 255.0), _array_to_tensor
     if image.mode == "F":  # 32-bit float samples, taken as [0, 1] as float arrays are
         array = np.asarray(image, dtype=np.float64)
-        low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
-        check(-ARRAY_SLACK <= low and high <= 1 + ARRAY_SLACK,
-              f"a 32-bit float image file is read as [0, 1], but this one spans [{low:g}, {high:g}]; "
-              f"save it with 8 or 16 bits a channel")
+        _check_unit_range(array, "a 32-bit float image file is read as [0, 1]", "save it with 8 or 16 bits a channel")
         return array, _array_to_tensor
     if image.mode == "P":
         image = image.convert("RGBA")

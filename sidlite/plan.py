@@ -27,7 +27,7 @@ import torch
 from .backends import BACKENDS, choose_backend, parse_backend
 from .backends.clustered import compiled_list_scan
 from .backends.spec import BackendSpec
-from .errors import SidliteError
+from .errors import SidliteError, user_stacklevel
 from .patches import patch_grid
 from .runtime import available_memory, default_memory_budget, format_bytes, parse_bytes
 
@@ -170,7 +170,7 @@ class Plan:
                 warnings.warn(f"the plan's peak {format_bytes(self.peak)} fits the memory budget "
                               f"{format_bytes(self.budget)} but not the {format_bytes(free)} free on this "
                               f"{device.type.upper()} now; the run may be killed: lower the memory budget",
-                              stacklevel=3)
+                              stacklevel=user_stacklevel())
 
     def table(self) -> str:
         """The plan as a text table, one row per level, coarsest last (as the levels are listed)."""
@@ -218,8 +218,8 @@ def check_query_stride(query_stride: int, patch_size: int) -> None:
 
 
 def _search_plan(spec: BackendSpec, name: str, patches: int, dim: int, queries: int, grid: tuple[int, int],
-                 device: torch.device, budget: int) -> tuple[str, dict, dict]:
-    """The backend ``name`` for one level, its options (the spec's, with top-k's default lists probed) and
+                 device: torch.device, budget: int) -> tuple[dict, dict]:
+    """For the backend ``name`` on one level: its options (the spec's, with top-k's default lists probed) and
     its cost; a top-k index that crowds its :data:`INDEX_SHARE` of the budget ranks in a projection."""
     options = spec.options_for(name, BACKENDS)
     if name == "topk" and "nprobe" not in options:
@@ -228,7 +228,7 @@ def _search_plan(spec: BackendSpec, name: str, patches: int, dim: int, queries: 
     cost = BACKENDS[name].estimate(patches, dim, queries, compiled_scan=compiled_scan, **options)
     if name == "topk" and "rank_dim" not in options and cost["index_bytes"] > INDEX_SHARE * budget:
         options, cost = compact_index(patches, dim, queries, options, cost, INDEX_SHARE * budget, compiled_scan)
-    return name, options, cost
+    return options, cost
 
 
 def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence[tuple[int, int]], channels: int,
@@ -258,13 +258,13 @@ def plan_levels(input_shapes: Sequence[tuple[int, int]], output_shapes: Sequence
         queries = rows * cols
         patches = dataset_patches[level] if dataset_patches else math.prod(patch_grid(*inp, patch_size, 1))
         name = spec.name if spec.name != "auto" else choose_backend(patches, dim, device, queries)
-        name, options, cost = _search_plan(spec, name, patches, dim, queries, grid, device, budget)
+        options, cost = _search_plan(spec, name, patches, dim, queries, grid, device, budget)
         if spec.name == "auto" and name != "topk" and cost["index_bytes"] > INDEX_SHARE * budget:
             # few queries over many patches: 'auto' took exact attention for its speed, but where its keys and
             # values crowd the budget the top-k index is smaller (its lists, or their codes), so take that
-            alternative = _search_plan(spec, "topk", patches, dim, queries, grid, device, budget)
-            if alternative[2]["index_bytes"] < cost["index_bytes"]:
-                name, options, cost = alternative
+            topk_options, topk_cost = _search_plan(spec, "topk", patches, dim, queries, grid, device, budget)
+            if topk_cost["index_bytes"] < cost["index_bytes"]:
+                name, options, cost = "topk", topk_options, topk_cost
         searches.append((stride, rows, cols, patches, name, options, cost))
     # with keep_levels every index is held once built, and all of them from a second sample on
     every_index = sum(int(cost["index_bytes"]) for *_, cost in searches)

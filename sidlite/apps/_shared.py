@@ -246,10 +246,3 @@ def feather(region: torch.Tensor, width: float) -> torch.Tensor:
     grown = F.max_pool2d(weight[None, None], 2 * reach + 1, stride=1, padding=reach)
     box = F.avg_pool2d(grown, 2 * reach + 1, stride=1, padding=reach, count_include_pad=False)
     return torch.maximum(weight, box[0, 0].clamp(0, 1))
-
-
-def demo_image(max_side: int = 96, name: str = "chelsea") -> torch.Tensor:
-    """The small bundled input every application demo starts from."""
-    from ..examples import example_image
-
-    return example_image(name, max_side)

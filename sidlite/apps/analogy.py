@@ -15,7 +15,7 @@ import torch
 
 from ..config import SamplingConfig, configure
 from ..denoiser import ImageDenoiser
-from ..errors import check
+from ..errors import check, is_real, is_whole
 from ..image_io import as_image
 from ..plan import Plan
 from ..pyramid import build_pyramid, pyramid_shapes, resize
@@ -67,11 +67,11 @@ def structural_analogy(structure, style, *, noise_level: float | None = 0.5, out
     structure, style = as_image(structure).to(device), as_image(style).to(device)
     check(structure.shape[0] == style.shape[0], f"the structure image has {structure.shape[0]} channels and the "
                                                 f"style image {style.shape[0]}; give both in colour or both in grey")
-    check(noise_level is None or (isinstance(noise_level, (int, float)) and 0 < noise_level <= 1),
+    check(noise_level is None or (is_real(noise_level) and 0 < noise_level <= 1),
           f"noise_level must lie in (0, 1] (or None), got {noise_level!r}")
     per_level = config.steps_per_level(num_levels)
     short = min(style.shape[-2:]) if output_short_side is None else output_short_side
-    check(isinstance(short, int) and not isinstance(short, bool) and short >= 1,
+    check(is_whole(short) and short >= 1,
           f"output_short_side must be a positive integer, got {short!r}")
     style_shapes = pyramid_shapes(_short_side_shape(style.shape[-2:], short), num_levels)
     shapes = pyramid_shapes(_short_side_shape(structure.shape[-2:], short), num_levels)

@@ -17,12 +17,12 @@ import warnings
 import torch
 
 from ..config import SamplingConfig, configure
-from ..errors import check, is_real, is_whole
-from ..image_io import as_image, save_image
+from ..errors import check, is_real, user_stacklevel
+from ..image_io import as_image
 from ..model import SingleImageModel
 from ..pyramid import build_pyramid
 from ..sampler import Hooks
-from ._shared import as_mask, demo_image, feather, rectangle_mask
+from ._shared import as_mask, feather, rectangle_mask
 
 
 def paste(image, piece, top: int, left: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,9 +31,9 @@ def paste(image, piece, top: int, left: int) -> tuple[torch.Tensor, torch.Tensor
     image, piece = as_image(image), as_image(piece)
     check(piece.shape[0] == image.shape[0], f"the piece has {piece.shape[0]} channels and the image "
                                             f"{image.shape[0]}; give both in colour or both in grey")
-    top, left = int(top) if is_whole(top) else top, int(left) if is_whole(left) else left
     height, width = image.shape[-2:]
     mask = rectangle_mask((height, width), top, left, piece.shape[1], piece.shape[2])  # checks the corner
+    top, left = int(top), int(left)
     rows = slice(max(0, -top), min(piece.shape[1], height - top))
     cols = slice(max(0, -left), min(piece.shape[2], width - left))
     edited = image.clone()
@@ -85,7 +85,7 @@ def edit(image, edited, mask=None, *, start_level: int = 1, noise_level: float =
     model = SingleImageModel.from_config(image, config, keep_levels=False)
     if start_level > model.num_levels - 1:
         warnings.warn(f"start_level {start_level} is past the coarsest level ({model.num_levels - 1}); re-noising "
-                      f"from the coarsest", stacklevel=2)
+                      f"from the coarsest", stacklevel=user_stacklevel())
         start_level = model.num_levels - 1
     hooks = Renoise(build_pyramid(edited.to(model.device), model.sample_shapes), start_level, noise_level)
     result = model.sample(hooks=hooks).image  # the levels Renoise fixes are never built
@@ -94,7 +94,7 @@ def edit(image, edited, mask=None, *, start_level: int = 1, noise_level: float =
     if kept < ERASED_SHARE * float((edited - image)[:, region].abs().mean()):
         warnings.warn(f"the edit was redrawn away: inside it the result moved from the input by under "
                       f"{ERASED_SHARE:.0%} of what the edit changed; keep more of it with "
-                      f"start_level={max(0, start_level - 1)} or a lower noise_level", stacklevel=2)
+                      f"start_level={max(0, start_level - 1)} or a lower noise_level", stacklevel=user_stacklevel())
     if not keep_outside:
         return result
     weight = feather(region, config.patch_size if feather_width is None else feather_width).to(result.device)

@@ -24,13 +24,13 @@ import torch
 from ..config import SamplingConfig, configure
 from ..denoiser import known_patch_grid
 from ..errors import SidliteError, check
-from ..image_io import as_image, save_image
+from ..image_io import as_image
 from ..model import default_min_short_side
 from ..pyramid import auto_num_levels, build_pyramid, pyramid_shapes
 from ..runtime import make_generator, resolve_device
 from ..sampler import Hooks, sample_pyramid
 from ..schedule import Schedule
-from ._shared import app_plan, as_mask, demo_image, planned_denoisers, rectangle_mask, region_pyramid, smooth_fill
+from ._shared import app_plan, as_mask, planned_denoisers, rectangle_mask, region_pyramid, smooth_fill
 
 
 class KnownPixels(Hooks):

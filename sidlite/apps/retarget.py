@@ -14,11 +14,11 @@ import torch
 
 from ..config import SamplingConfig, configure
 from ..errors import check
-from ..image_io import as_image, save_image
+from ..image_io import as_image
 from ..model import SingleImageModel
 from ..pyramid import build_pyramid, resize
 from ..sampler import Hooks
-from ._shared import check_size, demo_image
+from ._shared import check_size
 
 
 class FixedLayout(Hooks):

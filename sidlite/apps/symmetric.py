@@ -15,9 +15,8 @@ import torch
 from ..config import SamplingConfig
 from ..errors import check
 from ..large_output import check_whole_decoding
-from ..image_io import save_image
 from ..sampler import Hooks
-from ._shared import decode, demo_image, space_model
+from ._shared import decode, space_model
 
 SOURCES = {"horizontal": ("left", "right"), "vertical": ("top", "bottom")}
 

@@ -28,9 +28,8 @@ from ..denoiser import ImageDenoiser
 from ..config import SamplingConfig
 from ..errors import check
 from ..large_output import PREVIEW_LONG_SIDE, check_whole_decoding, preview_shrink
-from ..image_io import save_image
 from ..sampler import Hooks
-from ._shared import decode, demo_image, space_model
+from ._shared import decode, space_model
 
 DIRECTIONS = ("both", "horizontal", "vertical")
 

@@ -20,12 +20,12 @@ import torch
 
 from ..config import SamplingConfig, configure
 from ..errors import check, is_real
-from ..image_io import as_image, save_image
+from ..image_io import as_image
 from ..pyramid import resize
 from ..runtime import make_generator, resolve_device
 from ..sampler import Hooks, sample_pyramid
 from ..schedule import Schedule
-from ._shared import demo_image, planned_denoisers
+from ._shared import planned_denoisers
 
 
 def upscale_shapes(size: tuple[int, int], factor: float) -> list[tuple[int, int]]:
